@@ -1,0 +1,100 @@
+"""Per-iteration path sampling for supernet training (DetNAS Sec. 3.2)."""
+from typing import List, Optional
+
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from mmdetnas.registry import HOOKS, TASK_UTILS
+from mmdetnas.search.arch import resolve_arch
+from mmdetnas.search.samplers import sample_synced
+
+
+def find_searchable_backbones(model) -> List:
+    """All supernet :class:`DetNASShuffleNetV2` modules of a (wrapped)
+    model."""
+    from mmdetnas.models.backbones import DetNASShuffleNetV2
+    if is_model_wrapper(model):
+        model = model.module
+    return [
+        m for m in model.modules()
+        if isinstance(m, DetNASShuffleNetV2) and m.is_supernet
+    ]
+
+
+@HOOKS.register_module()
+class PathSamplerHook(Hook):
+    """Activate one sampled path of the supernet before every training
+    iteration, the same on every rank (sampled on rank 0 and broadcast).
+
+    Unselected choices are not run, so they get no gradient (``grad`` stays
+    ``None`` with ``zero_grad(set_to_none=True)``, mmengine's default) and
+    SGD applies neither weight decay nor momentum to them.
+
+    Args:
+        sampler (dict): Config of a sampler in ``mmdetnas`` TASK_UTILS, e.g.
+            ``dict(type='mmdetnas.UniformPathSampler')``; ``search_space``
+            defaults to the backbone's.
+        eval_arch (list | str, optional): Path used for validation/test of
+            the supernet. ``None`` samples one path per evaluation (logged).
+
+    The sampler's RNG state is saved in checkpoints, so a resumed run samples
+    the same paths as an uninterrupted one.
+    """
+    priority = 'HIGH'
+
+    def __init__(self,
+                 sampler: dict = dict(type='mmdetnas.UniformPathSampler'),
+                 eval_arch=None):
+        self.sampler_cfg = sampler
+        self.eval_arch = eval_arch
+        self.sampler = None
+        self.backbones: List = []
+
+    def before_run(self, runner) -> None:
+        self.backbones = find_searchable_backbones(runner.model)
+        if not self.backbones:
+            raise RuntimeError(
+                'PathSamplerHook needs a supernet backbone '
+                '(mmdetnas.DetNASShuffleNetV2 with arch=None) in the model; '
+                'remove the hook for a fixed subnet')
+        space = self.backbones[0].search_space
+        self.sampler = TASK_UTILS.build(
+            self.sampler_cfg, default_args=dict(search_space=space))
+        if self.eval_arch is not None:
+            self.eval_arch = resolve_arch(self.eval_arch, space)[1]
+        self._pending_state: Optional[dict] = getattr(self, '_pending_state',
+                                                      None)
+        if self._pending_state is not None:
+            self.sampler.load_state_dict(self._pending_state)
+
+    def _activate(self, arch) -> None:
+        for m in self.backbones:
+            m.set_arch(arch)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._activate(sample_synced(self.sampler))
+
+    def _before_eval(self, runner, what: str) -> None:
+        arch = self.eval_arch or sample_synced(self.sampler)
+        self._activate(arch)
+        print_log(f'supernet {what} with path {list(arch)}', logger='current')
+
+    def before_val_epoch(self, runner) -> None:
+        self._before_eval(runner, 'validation')
+
+    def before_test_epoch(self, runner) -> None:
+        self._before_eval(runner, 'test')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.sampler is not None:
+            checkpoint['path_sampler'] = self.sampler.state_dict()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('path_sampler')
+        if state is None:
+            return
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state)
+        else:  # resume happens after before_run in mmengine, but be safe
+            self._pending_state = state

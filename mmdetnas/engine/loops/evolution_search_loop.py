@@ -1,0 +1,557 @@
+"""Evolutionary architecture search as an MMEngine loop (DetNAS Sec. 3.4).
+
+Used as ``train_cfg=dict(type='mmdetnas.EvolutionSearchLoop', ...)`` in a
+search config that inherits a supernet config; ``tools/search.py`` loads the
+supernet checkpoint (``load_from``) and calls ``runner.train()``.
+
+Each candidate: constraints (cached FLOPs table) -> activate the path -> BN
+recalibration on training images -> ``runner.val_loop.run()`` (mmdet's
+``val_step`` over ``val_dataloader`` and ``val_evaluator``, i.e. CocoMetric on
+the search split, with every standard hook) -> one line in
+``candidates.jsonl`` and a new ``search_state.pkl``.
+"""
+import json
+import math
+import os
+import os.path as osp
+import pickle
+import random
+import time
+import zlib
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.dist import is_main_process
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.runner.base_loop import BaseLoop
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader, Subset
+
+from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
+                                                     find_searchable_backbones)
+from mmdetnas.registry import LOOPS
+from mmdetnas.search.arch import (Arch, arch_to_indices, resolve_arch,
+                                  save_arch_file)
+from mmdetnas.search.constraints import ArchConstraints
+from mmdetnas.search.evolution import (crossover, mutate, nsga2_rank,
+                                       objectives, pareto_front, random_arch,
+                                       topk_single)
+from mmdetnas.search.model_cost import measure_latency
+from mmdetnas.utils.dist import broadcast_object
+
+STATE_VERSION = 1
+
+
+@LOOPS.register_module()
+class EvolutionSearchLoop(BaseLoop):
+    """Evolutionary search over the paths of a trained supernet.
+
+    Args:
+        runner: The runner.
+        dataloader (dict | DataLoader): Training dataloader; only its dataset
+            and collate function are used, for BN recalibration.
+        max_generations (int): Generations (paper: 20).
+        population_size (int): Candidates per generation (paper: 50).
+        top_k (int): Parents kept (paper: 10).
+        num_mutation (int): Mutated children per generation (paper: 20).
+        num_crossover (int): Crossover children per generation (paper: 20);
+            the rest of the population is random.
+        mutate_prob (float): Per-layer re-draw probability (paper: 0.1).
+        max_tries_factor (int): A generation gives up after this many times
+            the wanted number of draws (paper: 10).
+        flops (tuple, optional): ``(min, max)`` backbone MACs, DetNAS
+            convention (1x3x224x224, Conv2d+Linear); ``None`` bounds allowed.
+        params (tuple, optional): ``(min, max)`` backbone parameters.
+        latency (tuple, optional): ``(min, max)`` whole-model latency in ms,
+            measured on the current device at ``latency_shape``.
+        latency_shape (tuple[int]): ``(H, W)`` input of latency measurement.
+        score_key (str): Metric to maximise, e.g. ``'coco/bbox_mAP'`` or
+            ``'pascal_voc/mAP'``.
+        multi_objective (bool): Keep the Pareto front of (score up, cost
+            down) and select parents by NSGA-II rank and crowding distance.
+        cost_key (str): ``'flops'`` or ``'latency_ms'`` (multi-objective).
+        calibrate_bn (bool): Recalibrate BN statistics before evaluating each
+            candidate (reset, then train-mode forwards without gradients).
+        calib_iters (int): Recalibration batches (reference: 500).
+        calib_batch_size (int): Images per recalibration batch (ref.: 8).
+        init_archs (Sequence): Architectures put into the first generation
+            (e.g. a baseline); anything :func:`resolve_arch` accepts.
+        seed (int): Seed of every search decision and of recalibration.
+        resume (bool): Continue from ``work_dir/search_state.pkl``.
+        retrain_config (str, optional): Config printed in the closing
+            re-train command.
+
+    Raises:
+        RuntimeError: no candidate of the first generation satisfies the
+            constraints (the message names them and the range seen), the
+            model has no supernet backbone, or ``score_key`` is not among the
+            evaluator's metrics.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 max_generations: int = 20,
+                 population_size: int = 50,
+                 top_k: int = 10,
+                 num_mutation: int = 20,
+                 num_crossover: int = 20,
+                 mutate_prob: float = 0.1,
+                 max_tries_factor: int = 10,
+                 flops: Optional[Sequence] = None,
+                 params: Optional[Sequence] = None,
+                 latency: Optional[Sequence] = None,
+                 latency_shape: Sequence[int] = (800, 1333),
+                 score_key: str = 'coco/bbox_mAP',
+                 multi_objective: bool = False,
+                 cost_key: str = 'flops',
+                 calibrate_bn: bool = True,
+                 calib_iters: int = 500,
+                 calib_batch_size: int = 8,
+                 init_archs: Sequence = (),
+                 seed: int = 0,
+                 resume: bool = False,
+                 retrain_config: Optional[str] = None):
+        super().__init__(runner, dataloader)
+        if num_mutation + num_crossover > population_size:
+            raise ValueError(
+                f'num_mutation ({num_mutation}) + num_crossover '
+                f'({num_crossover}) exceeds population_size '
+                f'({population_size})')
+        if top_k < 1 or population_size < 1 or max_generations < 1:
+            raise ValueError('top_k, population_size and max_generations '
+                             'must be >= 1')
+        if cost_key not in ('flops', 'latency_ms'):
+            raise ValueError(f"cost_key must be 'flops' or 'latency_ms', got "
+                             f'{cost_key!r}')
+        self.max_generations = max_generations
+        self.population_size = population_size
+        self.top_k = top_k
+        self.num_mutation = num_mutation
+        self.num_crossover = num_crossover
+        self.mutate_prob = mutate_prob
+        self.max_tries_factor = max_tries_factor
+        self.latency_shape = tuple(latency_shape)
+        self.score_key = score_key
+        self.multi_objective = multi_objective
+        self.cost_key = cost_key
+        self.calibrate_bn = calibrate_bn
+        self.calib_iters = calib_iters
+        self.calib_batch_size = calib_batch_size
+        self.seed = seed
+        self.resume = resume
+        self.retrain_config = retrain_config
+
+        self.backbones = find_searchable_backbones(runner.model)
+        if not self.backbones:
+            raise RuntimeError(
+                'EvolutionSearchLoop needs a supernet backbone '
+                '(mmdetnas.DetNASShuffleNetV2 with arch=None) in the model')
+        self.space = self.backbones[0].search_space
+        self.init_archs = [resolve_arch(a, self.space)[1] for a in init_archs]
+        self.constraints = ArchConstraints(
+            self.space, flops=flops, params=params, latency=latency,
+            latency_fn=self._latency_of)
+        self.want_latency = (latency is not None
+                             or cost_key == 'latency_ms')
+
+        # search state (everything needed to resume)
+        self.rng = random.Random(seed)
+        self.generation = 0
+        self.pending: Optional[List[Arch]] = None
+        self.records: List[dict] = []
+        self.visited: Dict[Arch, dict] = {}
+        self.history: List[dict] = []
+
+    # ------------------------------------------------------------ properties
+    @property
+    def iter(self) -> int:
+        return len(self.records)
+
+    @property
+    def max_iters(self) -> int:
+        return self.max_generations * self.population_size
+
+    @property
+    def epoch(self) -> int:
+        return self.generation
+
+    @property
+    def max_epochs(self) -> int:
+        return self.max_generations
+
+    @property
+    def work_dir(self) -> str:
+        return self.runner.work_dir
+
+    @property
+    def state_path(self) -> str:
+        return osp.join(self.work_dir, 'search_state.pkl')
+
+    # ------------------------------------------------------------------ run
+    def run(self):
+        """Run the whole search and write its outputs; returns the model."""
+        for hook in self.runner.hooks:
+            if isinstance(hook, PathSamplerHook):
+                raise RuntimeError(
+                    'remove PathSamplerHook from custom_hooks of a search '
+                    'config (custom_hooks = []): it would overwrite the '
+                    'candidate path before evaluation')
+        self.runner.call_hook('before_train')
+        if self.resume:
+            self._load_state()
+        start = time.time()
+        n_start = len(self.records)
+        while self.generation < self.max_generations:
+            if self.pending is None:
+                self.pending = broadcast_object(
+                    self._propose() if is_main_process() else None)
+                self._save_state()
+                if not self.pending:
+                    print_log(
+                        f'generation {self.generation}: no new candidate '
+                        'satisfies the constraints; stopping early',
+                        logger='current')
+                    break
+            done = sum(
+                1 for r in self.records if r['generation'] == self.generation)
+            for arch in self.pending[done:]:
+                record = self._evaluate(arch)
+                self._add_record(record)
+                self._log_progress(record, start, n_start)
+            self._end_generation()
+        self._write_outputs()
+        self.runner.call_hook('after_train')
+        return self.runner.model
+
+    # ------------------------------------------------------------- proposal
+    def _propose(self) -> List[Arch]:
+        """Candidates of the current generation (rank 0 only)."""
+        cands: List[Arch] = []
+        infos = {}
+
+        def add(arch: Arch) -> bool:
+            if arch in self.visited or arch in infos:
+                return False
+            ok, info = self.constraints.check(arch, self.want_latency)
+            if ok:
+                cands.append(arch)
+                infos[arch] = info
+            return ok
+
+        def fill(n: int, make) -> None:
+            got, tries = 0, 0
+            while got < n and tries < self.max_tries_factor * n:
+                tries += 1
+                got += add(make())
+
+        parents = [tuple(r['arch']) for r in self._select(self.top_k)]
+        if self.generation == 0 or not parents:
+            for arch in self.init_archs:
+                add(arch)
+        else:
+            fill(self.num_mutation, lambda: mutate(
+                self.rng.choice(parents), self.space, self.mutate_prob,
+                self.rng))
+            if len(parents) >= 2:
+                fill(self.num_crossover,
+                     lambda: crossover(*self.rng.sample(parents, 2),
+                                       self.rng))
+        fill(self.population_size - len(cands),
+             lambda: random_arch(self.space, self.rng))
+        if not cands and not self.records:
+            raise RuntimeError(
+                f'no candidate satisfies the constraints after '
+                f'{self.max_tries_factor * self.population_size} random '
+                f'tries: {self.constraints.describe()}')
+        print_log(
+            f'generation {self.generation}: {len(cands)} new candidates '
+            f'({self.constraints.describe()})', logger='current')
+        return cands
+
+    def _select(self, k: int) -> List[dict]:
+        """The ``k`` best records so far (score, or NSGA-II rank)."""
+        if not self.records:
+            return []
+        if not self.multi_objective:
+            return topk_single(self.records, k)
+        pts = [objectives(r, self.cost_key) for r in self.records]
+        return [self.records[i] for i in nsga2_rank(pts)[:k]]
+
+    # ----------------------------------------------------------- evaluation
+    def _model(self):
+        model = self.runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    def _activate(self, arch: Arch) -> None:
+        for m in self.backbones:
+            m.set_arch(arch)
+
+    def _latency_of(self, arch: Arch) -> float:
+        self._activate(arch)
+        self._model().eval()
+        return measure_latency(self._model(), self.latency_shape)
+
+    @torch.no_grad()
+    def recalibrate_bn(self, arch: Arch) -> float:
+        """Reset BN running statistics and re-estimate them with
+        ``calib_iters`` train-mode forward passes of ``calib_batch_size``
+        training images, without gradients (DetNAS Sec. 3.4).
+
+        The images are drawn with a seed derived from ``seed`` and the
+        architecture, identically on every rank, so the statistics do not
+        depend on the number of processes. Returns the seconds spent.
+        """
+        t0 = time.time()
+        model = self._model()
+        bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
+        dataset = self.dataloader.dataset
+        n = self.calib_iters * self.calib_batch_size
+        key = self.seed + zlib.crc32(','.join(arch).encode())
+        rng = np.random.default_rng(key)
+        idx = rng.choice(len(dataset), n, replace=n > len(dataset))
+        np.random.seed(key % 2**32)
+        random.seed(key)
+        torch.manual_seed(key)
+        loader = DataLoader(
+            Subset(dataset, idx.tolist()), batch_size=self.calib_batch_size,
+            shuffle=False, num_workers=0,
+            collate_fn=self.dataloader.collate_fn)
+        model.train()
+        try:
+            for batch in loader:
+                data = model.data_preprocessor(batch, True)
+                model._run_forward(data, mode='loss')
+        finally:
+            for m, mom in zip(bns, momenta):
+                m.momentum = mom
+            model.eval()
+        return time.time() - t0
+
+    def _evaluate(self, arch: Arch) -> dict:
+        """Score one candidate on the search split (all ranks)."""
+        info = broadcast_object(
+            self.constraints.check(arch, self.want_latency)[1]
+            if is_main_process() else None)
+        self._activate(arch)
+        calib_s = self.recalibrate_bn(arch) if self.calibrate_bn else 0.0
+        t0 = time.time()
+        metrics = self.runner.val_loop.run()
+        eval_s = time.time() - t0
+        if self.score_key not in metrics:
+            raise RuntimeError(
+                f'score_key {self.score_key!r} is not among the evaluator '
+                f'metrics {sorted(metrics)}')
+        metrics = {
+            k: float(v) if isinstance(v, (int, float, np.floating)) else v
+            for k, v in metrics.items()
+        }
+        return dict(
+            index=len(self.records), generation=self.generation,
+            arch=list(arch), arch_indices=arch_to_indices(arch, self.space),
+            flops=int(info['flops']), params=int(info['params']),
+            latency_ms=info.get('latency_ms'),
+            score=float(metrics[self.score_key]), metrics=metrics,
+            calib_seconds=round(calib_s, 3), eval_seconds=round(eval_s, 3))
+
+    def _add_record(self, record: dict) -> None:
+        self.records.append(record)
+        self.visited[tuple(record['arch'])] = record
+        self._save_state()
+        if is_main_process():
+            with open(osp.join(self.work_dir, 'candidates.jsonl'), 'a') as f:
+                f.write(json.dumps(record) + '\n')
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _log_progress(self, record: dict, start: float, n_start: int):
+        done_now = len(self.records) - n_start
+        per = (time.time() - start) / max(done_now, 1)
+        left = (self.max_generations - self.generation - 1) * \
+            self.population_size + len(self.pending) - sum(
+                1 for r in self.records
+                if r['generation'] == self.generation)
+        eta = time.strftime('%H:%M:%S', time.gmtime(per * max(left, 0)))
+        lat = '' if record['latency_ms'] is None else \
+            f", latency {record['latency_ms']:.2f} ms"
+        print_log(
+            f"[search] gen {self.generation + 1}/{self.max_generations} "
+            f"cand {record['index']}: {self.score_key}="
+            f"{record['score']:.6f}, flops {record['flops'] / 1e6:.2f}M MACs,"
+            f" params {record['params'] / 1e6:.3f}M{lat}, "
+            f"calib {record['calib_seconds']:.1f}s eval "
+            f"{record['eval_seconds']:.1f}s, eta {eta}", logger='current')
+
+    def _end_generation(self) -> None:
+        top = self._select(self.top_k)
+        scores = [r['score'] for r in top]
+        entry = dict(
+            generation=self.generation,
+            evaluated=len(self.records),
+            best=max((r['score'] for r in self.records), default=math.nan),
+            mean_topk=float(np.mean(scores)) if scores else math.nan)
+        self.history.append(entry)
+        print_log(
+            f"[search] generation {self.generation + 1}/"
+            f"{self.max_generations} done: best {entry['best']:.6f}, mean "
+            f"top-{self.top_k} {entry['mean_topk']:.6f}, "
+            f"{entry['evaluated']} evaluated", logger='current')
+        self.generation += 1
+        self.pending = None
+        self._save_state()
+        if is_main_process():
+            self._plot()
+
+    # ---------------------------------------------------------------- state
+    def _state(self) -> dict:
+        return dict(
+            version=STATE_VERSION, space=self.space.to_dict(),
+            score_key=self.score_key, seed=self.seed,
+            generation=self.generation, pending=self.pending,
+            rng=self.rng.getstate(), records=self.records,
+            history=self.history)
+
+    def _save_state(self) -> None:
+        if not is_main_process():
+            return
+        tmp = self.state_path + '.tmp'
+        with open(tmp, 'wb') as f:
+            pickle.dump(self._state(), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.state_path)
+
+    def _load_state(self) -> None:
+        state = None
+        if is_main_process():
+            if osp.isfile(self.state_path):
+                try:
+                    with open(self.state_path, 'rb') as f:
+                        state = pickle.load(f)
+                except Exception as e:  # noqa: BLE001
+                    raise RuntimeError(
+                        f'cannot read search state {self.state_path!r}: '
+                        f'{type(e).__name__}: {e}') from e
+                for k, v in (('space', self.space.to_dict()),
+                             ('score_key', self.score_key),
+                             ('seed', self.seed)):
+                    if state.get(k) != v:
+                        raise RuntimeError(
+                            f'search state {self.state_path!r} was written '
+                            f'with {k}={state.get(k)!r}, this run has '
+                            f'{v!r}; use another --work-dir')
+            else:
+                print_log(
+                    f'--resume: no search state at {self.state_path}, '
+                    'starting a new search', logger='current')
+        state = broadcast_object(state)
+        if state is None:
+            return
+        self.generation = state['generation']
+        self.pending = state['pending']
+        self.rng.setstate(state['rng'])
+        self.records = state['records']
+        self.history = state['history']
+        self.visited = {tuple(r['arch']): r for r in self.records}
+        if is_main_process():  # the jsonl is rebuilt from the state
+            with open(osp.join(self.work_dir, 'candidates.jsonl'), 'w') as f:
+                for r in self.records:
+                    f.write(json.dumps(r) + '\n')
+        print_log(
+            f'resumed search at generation {self.generation + 1} with '
+            f'{len(self.records)} evaluated candidates', logger='current')
+
+    # -------------------------------------------------------------- outputs
+    def _front(self) -> List[dict]:
+        pts = [objectives(r, self.cost_key) for r in self.records]
+        return sorted((self.records[i] for i in pareto_front(pts)),
+                      key=lambda r: r[self.cost_key])
+
+    def _plot(self) -> None:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        if self.history:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            gens = [h['generation'] + 1 for h in self.history]
+            ax.plot(gens, [h['best'] for h in self.history], 'o-',
+                    label='best')
+            ax.plot(gens, [h['mean_topk'] for h in self.history], 's--',
+                    label=f'mean top-{self.top_k}')
+            ax.set_xlabel('generation')
+            ax.set_ylabel(self.score_key)
+            ax.set_title('evolutionary search')
+            ax.grid(alpha=0.3)
+            ax.legend()
+            fig.tight_layout()
+            fig.savefig(osp.join(self.work_dir, 'search_curve.png'), dpi=120)
+            plt.close(fig)
+        if self.records:
+            unit = 1e6 if self.cost_key == 'flops' else 1.0
+            label = ('backbone FLOPs (M MACs, 224x224)' if self.cost_key
+                     == 'flops' else 'latency (ms)')
+            fig, ax = plt.subplots(figsize=(6, 4))
+            ax.scatter([r[self.cost_key] / unit for r in self.records],
+                       [r['score'] for r in self.records], s=12, c='grey',
+                       alpha=0.6, label='candidates')
+            front = self._front()
+            ax.plot([r[self.cost_key] / unit for r in front],
+                    [r['score'] for r in front], 'o-', c='tab:red',
+                    label='Pareto front')
+            ax.set_xlabel(label)
+            ax.set_ylabel(self.score_key)
+            ax.grid(alpha=0.3)
+            ax.legend()
+            fig.tight_layout()
+            fig.savefig(osp.join(self.work_dir, 'pareto.png'), dpi=120)
+            plt.close(fig)
+
+    def _summary(self, r: dict) -> dict:
+        keys = ('index', 'generation', 'score', 'flops', 'params',
+                'latency_ms', 'arch')
+        return {k: r[k] for k in keys}
+
+    def _write_outputs(self) -> None:
+        if not is_main_process() or not self.records:
+            return
+        import yaml
+        self._plot()
+        best = self._select(1)[0] if not self.multi_objective else \
+            topk_single(self.records, 1)[0]
+        meta = {k: best[k] for k in ('score', 'flops', 'params', 'latency_ms',
+                                     'generation', 'index')}
+        meta['score_key'] = self.score_key
+        best_path = save_arch_file(
+            osp.join(self.work_dir, 'best_arch.yaml'), tuple(best['arch']),
+            self.space, meta=meta)
+        with open(osp.join(self.work_dir, 'topk.yaml'), 'w') as f:
+            yaml.safe_dump(
+                dict(search_space=self.space.name, score_key=self.score_key,
+                     topk=[self._summary(r)
+                           for r in topk_single(self.records, self.top_k)]),
+                f, sort_keys=False)
+        if self.multi_objective:
+            with open(osp.join(self.work_dir, 'pareto.yaml'), 'w') as f:
+                yaml.safe_dump(
+                    dict(search_space=self.space.name,
+                         objectives=[f'max {self.score_key}',
+                                     f'min {self.cost_key}'],
+                         front=[self._summary(r) for r in self._front()]),
+                    f, sort_keys=False)
+        ckpt = self.runner._load_from or 'SUPERNET_CKPT'
+        sub = osp.join(self.work_dir, 'best_subnet.pth')
+        cfg = self.retrain_config or 'configs/detnas/<subnet config>.py'
+        print_log(
+            f'[search] best {self.score_key}={best["score"]:.6f} with '
+            f'{best["flops"] / 1e6:.2f}M MACs: {best_path}\n'
+            'export the best subnet and re-train it with:\n'
+            f'  python tools/model_converters/export_subnet.py {ckpt} '
+            f'{best_path} {sub}\n'
+            f'  python tools/train.py {cfg} --cfg-options '
+            f'model.backbone.arch={best_path}', logger='current')

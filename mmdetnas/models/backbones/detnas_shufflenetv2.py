@@ -1,0 +1,283 @@
+"""The searchable DetNAS ShuffleNetV2 backbone: supernet and subnet in one.
+
+DetNAS (Chen et al., NeurIPS 2019), Sec. 3.3. With ``arch=None`` the module
+is a supernet: every layer holds all its choices and runs the one of the
+active path (set by :meth:`DetNASShuffleNetV2.set_arch`, normally by
+:class:`mmdetnas.engine.PathSamplerHook` or the search loop). With ``arch``
+given it builds only the chosen blocks and is an ordinary backbone; its
+state-dict keys are the supernet's keys of those blocks, so weights sliced out
+of a supernet load with ``strict=True``.
+"""
+import re
+import warnings
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdetnas.registry import MODELS
+from mmdetnas.search.arch import Arch, ArchLike, resolve_arch
+from mmdetnas.search.search_space import SearchSpace, build_search_space
+from ..layers import SHUFFLE_ORDERS, build_choice_block
+
+
+def build_stem(channels: int,
+               conv_cfg: Optional[dict] = None,
+               norm_cfg: dict = dict(type='BN'),
+               act_cfg: dict = dict(type='ReLU')) -> ConvModule:
+    """The stem: 3x3 conv stride 2 **with bias**, BN, ReLU (DetNAS Sec. 3.3).
+
+    ``(N, 3, H, W) -> (N, channels, ceil(H / 2), ceil(W / 2))``.
+    """
+    with warnings.catch_warnings():
+        # the reference stem conv has a bias before its BN (kept for weight
+        # compatibility); silence mmcv's warning about it
+        warnings.simplefilter('ignore', UserWarning)
+        return ConvModule(3, channels, 3, stride=2, padding=1, bias=True,
+                          conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                          act_cfg=act_cfg)
+
+
+@MODELS.register_module()
+class DetNASShuffleNetV2(BaseModule):
+    """DetNAS ShuffleNetV2 supernet / subnet backbone.
+
+    Args:
+        search_space (str | dict | SearchSpace, optional): ``'300M'``,
+            ``'1.3G'``, ``'3.8G'`` or a custom dict (see
+            :class:`mmdetnas.search.SearchSpace`). ``None``: the space of
+            ``arch`` if that names one (file or official name), else
+            ``'300M'``.
+        arch (list | str, optional): Fixed architecture, making this a
+            subnet: a list of choice names or indices, a path to an
+            architecture file, or an official name such as
+            ``'COCO-FPN-300M'``. ``None`` builds the supernet.
+        out_indices (Sequence[int]): Stages whose outputs are returned
+            (0..3, strides 4, 8, 16, 32).
+        with_last_conv (bool): Append the 1x1 conv (``last_channels``, BN,
+            ReLU) of the classification network after stage 3; the output of
+            index 3 is then the last conv's output.
+        shuffle_order (str): ``'transpose'`` (reference supernets, default)
+            or ``'interleave'`` (released official single models). See
+            :func:`mmdetnas.models.layers.channel_shuffle_split`.
+        conv_cfg, norm_cfg, act_cfg (dict): mmcv ``ConvModule`` configs.
+        norm_eval (bool): Keep norm layers in eval mode during training.
+        frozen_stages (int): -1 freezes nothing; 0 freezes the stem; ``k``
+            freezes the stem and stages ``0..k-1``.
+        init_cfg (dict | list, optional): mmengine init config, e.g.
+            ``dict(type='Pretrained', checkpoint=...)``.
+
+    Shapes:
+        input ``(N, 3, H, W)``; output ``i`` is
+        ``(N, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))`` with ``C_i`` the
+        stage channels (``last_channels`` for index 3 with the last conv);
+        exact sizes follow conv arithmetic (``(s - 1) // 2 + 1`` per
+        stride-2 step).
+
+    Raises:
+        ValueError: bad ``out_indices``, ``frozen_stages``,
+            ``shuffle_order`` or architecture (wrong length, unknown choice).
+    """
+
+    def __init__(self,
+                 search_space: Union[None, str, dict, SearchSpace] = None,
+                 arch: Optional[ArchLike] = None,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 with_last_conv: bool = False,
+                 shuffle_order: str = 'transpose',
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'),
+                 norm_eval: bool = False,
+                 frozen_stages: int = -1,
+                 init_cfg: Union[None, dict, list] = None):
+        super().__init__(init_cfg=init_cfg)
+        if arch is not None:
+            space, fixed = resolve_arch(arch, search_space)
+        else:
+            space, fixed = build_search_space(search_space or '300M'), None
+        out_indices = tuple(out_indices)
+        if not out_indices or any(i not in range(4) for i in out_indices):
+            raise ValueError(f'out_indices must be a non-empty subset of '
+                             f'(0, 1, 2, 3), got {out_indices}')
+        if frozen_stages not in range(-1, 5):
+            raise ValueError(
+                f'frozen_stages must be in -1..4, got {frozen_stages}')
+        if shuffle_order not in SHUFFLE_ORDERS:
+            raise ValueError(f'unknown shuffle_order {shuffle_order!r}; '
+                             f'expected one of {SHUFFLE_ORDERS}')
+        self.search_space = space
+        self.out_indices = out_indices
+        self.norm_eval = norm_eval
+        self.frozen_stages = frozen_stages
+        self.fixed_arch: Optional[Arch] = fixed
+        self._active: Optional[Arch] = fixed
+
+        self.stem = build_stem(space.stem_channels, conv_cfg, norm_cfg,
+                               act_cfg)
+        block_kw = dict(shuffle_order=shuffle_order, conv_cfg=conv_cfg,
+                        norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.layers = nn.ModuleList()
+        for spec in space.layers():
+            names = space.choices if fixed is None else (fixed[spec.index], )
+            self.layers.append(nn.ModuleDict({
+                c: build_choice_block(c, spec.in_channels, spec.out_channels,
+                                      spec.stride, **block_kw)
+                for c in names
+            }))
+        self._stage_of_layer = [spec.stage for spec in space.layers()]
+        self.last_conv = ConvModule(
+            space.stage_channels[-1], space.last_channels, 1, bias=False,
+            conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+            act_cfg=act_cfg) if with_last_conv else None
+        self.out_channels = [
+            space.last_channels if (i == 3 and with_last_conv) else c
+            for i, c in enumerate(space.stage_channels)
+        ]
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ path
+    @property
+    def is_supernet(self) -> bool:
+        """True when every layer holds all its choices."""
+        return self.fixed_arch is None
+
+    @property
+    def arch(self) -> Optional[Arch]:
+        """The active path (the fixed architecture of a subnet)."""
+        return self._active
+
+    def set_arch(self, arch: ArchLike) -> Arch:
+        """Activate a path of the supernet.
+
+        Args:
+            arch: anything :func:`mmdetnas.search.resolve_arch` accepts.
+
+        Returns:
+            tuple[str]: the validated architecture.
+
+        Raises:
+            ValueError: invalid architecture, or a subnet asked for another
+                path than the one it was built with.
+        """
+        arch = arch if self._is_valid(arch) else resolve_arch(
+            arch, self.search_space)[1]
+        if self.fixed_arch is not None and arch != self.fixed_arch:
+            raise ValueError(
+                f'this backbone is a fixed subnet {list(self.fixed_arch)}; it'
+                f' cannot run path {list(arch)}. Build a supernet '
+                '(arch=None) to switch paths')
+        self._active = arch
+        return arch
+
+    def _is_valid(self, arch) -> bool:
+        # fast path for tuples produced by samplers / the search loop
+        return (isinstance(arch, tuple)
+                and len(arch) == self.search_space.num_layers
+                and all(c in self.search_space.choices for c in arch))
+
+    # --------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> tuple:
+        """Run the active path.
+
+        Args:
+            x (Tensor): ``(N, 3, H, W)`` images.
+
+        Returns:
+            tuple[Tensor]: the stage outputs of ``out_indices``.
+
+        Raises:
+            RuntimeError: a supernet with no active path.
+        """
+        arch = self._active
+        if arch is None:
+            raise RuntimeError(
+                'DetNASShuffleNetV2 is a supernet with no active path: call '
+                'backbone.set_arch(arch), add mmdetnas.PathSamplerHook to '
+                'custom_hooks, or build a subnet with arch=...')
+        x = self.stem(x)
+        outs = []
+        ends = self.search_space.stage_ends
+        stage = 0
+        for i, (layer, choice) in enumerate(zip(self.layers, arch)):
+            x = layer[choice](x)
+            if i == ends[stage]:
+                if stage == 3 and self.last_conv is not None:
+                    x = self.last_conv(x)
+                if stage in self.out_indices:
+                    outs.append(x)
+                stage += 1
+        return tuple(outs)
+
+    # ------------------------------------------------------ train/freeze/BN
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.stem] + [
+            layer for layer, s in zip(self.layers, self._stage_of_layer)
+            if s < self.frozen_stages
+        ]
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+
+_LAYER_KEY = re.compile(r'^(?P<prefix>.*?)layers\.(?P<i>\d+)\.(?P<c>\w+?)\.')
+
+
+def slice_supernet_state_dict(state_dict: Dict[str, torch.Tensor],
+                              arch: Arch,
+                              prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:
+    """Keep only the chosen blocks of a supernet state dict.
+
+    Keys of the searchable layers look like
+    ``{prefix}layers.{i}.{choice}.…``; those whose choice differs from
+    ``arch[i]`` are dropped, every other key (stem, neck, heads…) is kept
+    unchanged, so the result loads strictly into the subnet built with
+    ``arch``.
+
+    Args:
+        state_dict (dict[str, Tensor]): Supernet (or detector) state dict.
+        arch (tuple[str]): Validated architecture.
+        prefix (str): Prefix of the backbone keys (``'backbone.'`` in a
+            detector or classifier, ``''`` for a bare backbone).
+
+    Returns:
+        dict[str, Tensor]: the sliced state dict (same tensor objects).
+
+    Raises:
+        KeyError: a chosen block is missing from the state dict (with the
+            layer index and choice).
+    """
+    out, seen = {}, set()
+    for k, v in state_dict.items():
+        m = _LAYER_KEY.match(k)
+        if m and m.group('prefix') == prefix:
+            i, c = int(m.group('i')), m.group('c')
+            if i >= len(arch):
+                raise KeyError(f'state dict key {k!r} is for layer {i} but '
+                               f'the architecture has {len(arch)} layers')
+            if c != arch[i]:
+                continue
+            seen.add(i)
+        out[k] = v
+    missing = [i for i in range(len(arch)) if i not in seen]
+    if missing:
+        raise KeyError(
+            f'no weights for layer(s) {missing} (choices '
+            f'{[arch[i] for i in missing]}) under prefix {prefix!r}layers.; '
+            'is this a supernet checkpoint of the same search space?')
+    return out

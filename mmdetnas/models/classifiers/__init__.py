@@ -1,0 +1,3 @@
+from .image_classifier import ImageClassifier, LinearClsHead
+
+__all__ = ['ImageClassifier', 'LinearClsHead']

@@ -1,0 +1,14 @@
+from .arch import (OFFICIAL_ARCHS, Arch, arch_to_indices, load_arch_file,
+                   official_arch, resolve_arch, save_arch_file)
+from .flops import arch_cost, arch_flops, count_macs
+from .samplers import FlopsBinPathSampler, UniformPathSampler, sample_synced
+from .search_space import (CHOICES, PRESETS, LayerSpec, SearchSpace,
+                           build_search_space)
+
+__all__ = [
+    'OFFICIAL_ARCHS', 'Arch', 'arch_to_indices', 'load_arch_file',
+    'official_arch', 'resolve_arch', 'save_arch_file', 'arch_cost',
+    'arch_flops', 'count_macs', 'FlopsBinPathSampler', 'UniformPathSampler',
+    'sample_synced', 'CHOICES', 'PRESETS', 'LayerSpec', 'SearchSpace',
+    'build_search_space'
+]

@@ -1,0 +1,90 @@
+"""Shared start-up of the command-line tools (train, test, search)."""
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+
+def register_all_modules() -> None:
+    """Register mmdet's and mmdetnas's modules (mmdet is the default
+    scope, mmdetnas modules are named ``mmdetnas.X``)."""
+    from mmdet.utils import register_all_modules as mmdet_register
+    mmdet_register(init_default_scope=False)
+    import mmdetnas.datasets  # noqa: F401
+    import mmdetnas.engine  # noqa: F401
+    import mmdetnas.evaluation  # noqa: F401
+    import mmdetnas.models  # noqa: F401
+    import mmdetnas.search  # noqa: F401
+
+
+def _replace_sync_bn(node) -> int:
+    n = 0
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN', 'TorchSyncBN'):
+            node['type'] = 'BN'
+            n += 1
+        for v in node.values():
+            n += _replace_sync_bn(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            n += _replace_sync_bn(v)
+    return n
+
+
+def adapt_sync_bn(cfg: Config, launcher: str) -> int:
+    """Turn SyncBN into BN where it cannot work.
+
+    SyncBN needs several processes *and* a GPU; in a single-process run or
+    on CPU (gloo) every ``SyncBN`` norm config becomes ``BN`` and a log line
+    says so. Returns the number of configs changed.
+    """
+    if launcher != 'none' and torch.cuda.is_available():
+        return 0
+    n = _replace_sync_bn(cfg._cfg_dict)
+    if n:
+        why = 'single-process run' if launcher == 'none' else 'no CUDA'
+        print_log(
+            f'SyncBN -> BN in {n} norm config(s) ({why}); SyncBN is kept '
+            'for distributed GPU runs', logger='current')
+    return n
+
+
+def prepare_cfg(args, default_work_dir_root: str = './work_dirs') -> Config:
+    """Load a config and apply mmdet's common flags.
+
+    Handles ``--cfg-options``, ``--work-dir`` (default
+    ``work_dirs/<config name>``), ``--launcher``, ``--amp`` and the SyncBN
+    adaptation. Raises FileNotFoundError for a missing config.
+    """
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config not found: {args.config!r}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if getattr(args, 'cfg_options', None):
+        cfg.merge_from_dict(args.cfg_options)
+    if getattr(args, 'work_dir', None):
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join(default_work_dir_root,
+                                osp.splitext(osp.basename(args.config))[0])
+    if getattr(args, 'amp', False):
+        optim = cfg.get('optim_wrapper', None)
+        if optim is not None:
+            if optim.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+                print_log('AMP is already enabled in the config',
+                          logger='current')
+            else:
+                optim.type = 'AmpOptimWrapper'
+                optim.loss_scale = 'dynamic'
+    adapt_sync_bn(cfg, args.launcher)
+    return cfg
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg`` or the config's ``runner_type``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)

@@ -1,0 +1,62 @@
+"""Evolutionary search on a trained supernet.
+
+    python tools/search.py CONFIG SUPERNET_CKPT [--work-dir DIR] [--resume]
+        [--cfg-options k=v ...] [--launcher pytorch]
+
+Writes candidates.jsonl, search_state.pkl, best_arch.yaml, topk.yaml,
+(pareto.yaml), search_curve.png and pareto.png into the work dir.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from mmdetnas.utils.setup_env import (build_runner, prepare_cfg,  # noqa
+                                      register_all_modules)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='DetNAS evolutionary search')
+    parser.add_argument('config', help='search config file path')
+    parser.add_argument('checkpoint', help='trained supernet checkpoint')
+    parser.add_argument('--work-dir', help='the dir to save search outputs')
+    parser.add_argument(
+        '--resume', action='store_true',
+        help='continue from work_dir/search_state.pkl (after a kill)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. train_cfg.max_generations=5')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    register_all_modules()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'supernet checkpoint not found: {args.checkpoint!r}')
+    cfg = prepare_cfg(args)
+    if cfg.train_cfg.get('type') != 'mmdetnas.EvolutionSearchLoop':
+        raise ValueError(
+            f'{args.config}: train_cfg.type must be '
+            f"'mmdetnas.EvolutionSearchLoop', got {cfg.train_cfg.get('type')!r}")
+    cfg.load_from = args.checkpoint
+    cfg.resume = False  # the loop resumes from its own search state
+    cfg.train_cfg.resume = args.resume
+    runner = build_runner(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
