@@ -2,6 +2,7 @@
 import pytest
 import torch
 from mmengine.evaluator import Evaluator
+from mmengine.registry import DefaultScope
 from mmengine.structures import BaseDataElement
 
 from mmdetnas.evaluation import Accuracy
@@ -40,7 +41,10 @@ def test_hand_computed(as_dict):
 
 
 def test_full_precision_and_prefix_via_evaluator():
-    evaluator = Evaluator(dict(type='mmdetnas.Accuracy', topk=(1, 6)))
+    # 'mmdetnas.X' names resolve from mmdet's scope (mmdetnas registries are
+    # children of mmdet's), as in a Runner with default_scope='mmdet'
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        evaluator = Evaluator(dict(type='mmdetnas.Accuracy', topk=(1, 6)))
     evaluator.process(data_samples=_samples()[:3])
     res = evaluator.evaluate(3)
     assert set(res) == {'accuracy/top1', 'accuracy/top6'}

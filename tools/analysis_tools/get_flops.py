@@ -1,0 +1,103 @@
+"""FLOPs of a config's model, under both conventions, clearly labelled.
+
+    python tools/analysis_tools/get_flops.py CONFIG [--arch ARCH]
+        [--shape H W] [--cfg-options k=v ...]
+
+1. Backbone FLOPs, DetNAS convention: backbone only (stem + searchable
+   layers, no last conv), 1x3x224x224, Conv2d+Linear MACs only. This is the
+   number the search constrains and the paper reports (0.3G, 1.3G, 3.8G).
+2. Whole-model FLOPs at the given input size (default 800x1333 for
+   detectors, 224x224 for classifiers): every operator mmengine.analysis
+   counts, backbone to raw head outputs, no post-processing.
+All FLOPs are multiply-accumulates (MACs), counted by mmengine.analysis.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Count FLOPs (MACs)')
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        '--arch', help='architecture (file, official name or comma-separated'
+        ' choices); required for a supernet config')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='whole-model input size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def get_flops(cfg: Config, arch=None, shape=None) -> dict:
+    """Both FLOPs counts of ``cfg.model`` with path ``arch``.
+
+    Returns:
+        dict: ``arch``, ``backbone_flops`` (MACs, DetNAS convention),
+        ``backbone_params``, ``model_flops`` (MACs at ``shape``),
+        ``model_params``, ``shape``.
+
+    Raises:
+        ValueError: a supernet config without ``arch``.
+    """
+    from mmdet.models.detectors import BaseDetector
+    from mmdet.registry import MODELS
+
+    from mmdetnas.engine.hooks import find_searchable_backbones
+    from mmdetnas.models.backbones import DetNASShuffleNetV2
+    from mmdetnas.search import arch_cost, resolve_arch
+    from mmdetnas.search.model_cost import model_flops
+    cfg.model.backbone.pop('init_cfg', None)
+    model = MODELS.build(cfg.model).eval()
+    backbone = [m for m in model.modules()
+                if isinstance(m, DetNASShuffleNetV2)]
+    if not backbone:
+        raise ValueError('the model has no mmdetnas.DetNASShuffleNetV2')
+    backbone = backbone[0]
+    if arch is not None:
+        arch = resolve_arch(arch, backbone.search_space)[1]
+        for m in find_searchable_backbones(model):
+            m.set_arch(arch)
+    if backbone.arch is None:
+        raise ValueError('this config builds a supernet: pass --arch '
+                         '(architecture file, official name or choices)')
+    if backbone.fixed_arch is not None and arch is not None \
+            and arch != backbone.fixed_arch:
+        raise ValueError('--arch differs from the fixed arch of the config')
+    if shape is None:
+        shape = (800, 1333) if isinstance(model, BaseDetector) else (224, 224)
+    flops, params = arch_cost(backbone.search_space, backbone.arch)
+    return dict(
+        arch=list(backbone.arch), backbone_flops=flops,
+        backbone_params=params, model_flops=model_flops(model, shape),
+        model_params=sum(p.numel() for p in model.parameters()),
+        shape=tuple(shape))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    r = get_flops(cfg, args.arch, args.shape)
+    h, w = r['shape']
+    line = '=' * 72
+    print(f"{line}\narchitecture: {r['arch']}\n"
+          f"backbone FLOPs (DetNAS convention: backbone only, 1x3x224x224, "
+          f"Conv2d+Linear MACs): {r['backbone_flops'] / 1e9:.4f} GMACs\n"
+          f"backbone params: {r['backbone_params'] / 1e6:.3f} M\n"
+          f"whole-model FLOPs at input 1x3x{h}x{w} (all operators, MACs): "
+          f"{r['model_flops'] / 1e9:.4f} GMACs\n"
+          f"whole-model params: {r['model_params'] / 1e6:.3f} M\n{line}")
+    return r
+
+
+if __name__ == '__main__':
+    main()

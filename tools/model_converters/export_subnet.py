@@ -1,0 +1,82 @@
+"""Slice a subnet out of a supernet checkpoint.
+
+    python tools/model_converters/export_subnet.py SUPERNET_CKPT ARCH OUT_CKPT
+        [--prefix backbone.]
+
+Keeps the chosen block of every searchable layer (and everything else of the
+model, e.g. the detector's neck and heads, unchanged); drops optimizer state.
+The result loads with ``strict=True`` into a config whose backbone has
+``arch=ARCH`` (``load_from=OUT_CKPT``, or
+``init_cfg=dict(type='Pretrained', checkpoint=OUT_CKPT, prefix='backbone.')``
+for the backbone alone). ARCH is an architecture file, an official name or a
+comma-separated list of choice names/indices.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+
+from mmdetnas.models.backbones import slice_supernet_state_dict  # noqa: E402
+from mmdetnas.search.arch import resolve_arch, save_arch_file  # noqa: E402
+from mmdetnas.search.flops import arch_cost  # noqa: E402
+from mmdetnas.utils.checkpoint import load_local_checkpoint  # noqa: E402
+
+
+def parse_arch_arg(value: str):
+    """An architecture file / official name, or ``'a,b,c'`` (names or
+    indices)."""
+    if ',' in value:
+        return [int(v) if v.strip().isdigit() else v.strip()
+                for v in value.split(',')]
+    return value
+
+
+def export_subnet(ckpt_path: str, arch, out_path: str,
+                  prefix: str = 'backbone.', search_space=None) -> dict:
+    """Write the sliced checkpoint; returns its ``meta``.
+
+    Raises:
+        FileNotFoundError / RuntimeError: missing or corrupt checkpoint.
+        KeyError: the checkpoint lacks a chosen block (wrong search space
+            or prefix).
+    """
+    ckpt = load_local_checkpoint(ckpt_path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt)
+    space, arch = resolve_arch(arch, search_space)
+    sliced = slice_supernet_state_dict(state, arch, prefix=prefix)
+    flops, params = arch_cost(space, arch)
+    meta = dict(ckpt.get('meta', {}) or {})
+    meta.update(
+        arch=list(arch), search_space=space.to_dict(), flops=flops,
+        params=params, source_checkpoint=osp.abspath(ckpt_path))
+    os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
+    torch.save(dict(state_dict=sliced, meta=meta), out_path)
+    save_arch_file(osp.splitext(out_path)[0] + '_arch.yaml', arch, space,
+                   meta=dict(flops=flops, params=params))
+    return meta
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('checkpoint', help='supernet checkpoint')
+    parser.add_argument('arch', help='architecture file, official name or '
+                        'comma-separated choices')
+    parser.add_argument('out', help='output checkpoint')
+    parser.add_argument(
+        '--prefix', default='backbone.',
+        help="key prefix of the backbone ('' for a bare backbone)")
+    args = parser.parse_args(argv)
+    meta = export_subnet(args.checkpoint, parse_arch_arg(args.arch),
+                         args.out, args.prefix)
+    print(f"exported subnet ({meta['flops'] / 1e6:.2f}M MACs backbone "
+          f"FLOPs at 224x224, {meta['params'] / 1e6:.3f}M params) to "
+          f'{args.out}')
+
+
+if __name__ == '__main__':
+    main()
