@@ -28,6 +28,8 @@ train_cfg = dict(
     'detnas_subnet_faster-rcnn_shufflenetv2-300m_fpn_1x_coco.py')
 val_dataloader = dict(
     dataset=dict(ann_file={{_base_.search_val_ann}}))
+# mmdet's CocoMetric with unrounded mAP (mmdet rounds to 3 decimals)
 val_evaluator = dict(
+    type='mmdetnas.FullPrecisionCocoMetric',
     ann_file={{_base_.data_root}} + {{_base_.search_val_ann}})
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=-1))

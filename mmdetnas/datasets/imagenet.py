@@ -9,8 +9,8 @@ import os.path as osp
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import BaseDataset
-from mmengine.fileio import exists, get_text, isdir, join_path
-from mmengine.fileio import list_dir_or_file
+from mmengine.fileio import (exists, get_text, isdir, join_path,
+                             list_dir_or_file)
 from mmengine.logging import print_log
 
 from mmdetnas.registry import DATASETS
@@ -108,8 +108,8 @@ class ImageNetDataset(BaseDataset):
         """Class names from a sequence or a text file (one per line)."""
         if isinstance(classes, str):
             path = classes
-            if (not exists(path, backend_args=self.backend_args)
-                    and data_root and not osp.isabs(path)):
+            if (not exists(path, backend_args=self.backend_args) and data_root
+                    and not osp.isabs(path)):
                 path = join_path(
                     data_root, path, backend_args=self.backend_args)
             if not exists(path, backend_args=self.backend_args):
@@ -176,8 +176,7 @@ class ImageNetDataset(BaseDataset):
                 raise ValueError(
                     f'{self.ann_file}, line {lineno}: expected '
                     f'"<relative/path> <int label>", got {line!r}')
-            if label < 0 or (num_classes is not None
-                             and label >= num_classes):
+            if label < 0 or (num_classes is not None and label >= num_classes):
                 bound = '' if num_classes is None else f', {num_classes}'
                 raise ValueError(
                     f'{self.ann_file}, line {lineno}: label {label} out of '
@@ -189,9 +188,8 @@ class ImageNetDataset(BaseDataset):
                     gt_label=label))
         return data_list
 
-    def _scan_folders(
-        self, img_root: str, classes: Optional[Sequence[str]]
-    ) -> Tuple[List[dict], Sequence[str]]:
+    def _scan_folders(self, img_root: str, classes: Optional[Sequence[str]]
+                      ) -> Tuple[List[dict], Sequence[str]]:
         if not isdir(img_root, backend_args=self.backend_args):
             raise FileNotFoundError(
                 f'image folder {img_root!r} (data_root + '
@@ -204,9 +202,8 @@ class ImageNetDataset(BaseDataset):
                     list_file=False,
                     backend_args=self.backend_args))
             if not classes:
-                raise ValueError(
-                    f'no class folder in {img_root!r}; expected '
-                    '<img_path>/<class>/<image> or an ann_file')
+                raise ValueError(f'no class folder in {img_root!r}; expected '
+                                 '<img_path>/<class>/<image> or an ann_file')
         data_list = []
         for label, name in enumerate(classes):
             folder = join_path(img_root, name, backend_args=self.backend_args)

@@ -1,3 +1,3 @@
-from .metrics import Accuracy
+from .metrics import Accuracy, FullPrecisionCocoMetric
 
-__all__ = ['Accuracy']
+__all__ = ['Accuracy', 'FullPrecisionCocoMetric']

@@ -42,55 +42,65 @@ def _rel(ds, i):
 
 # ---------------------------------------------------------------- layouts
 def test_folder_layout(folder_root):
-    ds = ImageNetDataset(data_root=str(folder_root),
-                         data_prefix=dict(img_path='train'))
+    ds = ImageNetDataset(
+        data_root=str(folder_root), data_prefix=dict(img_path='train'))
     assert ds.metainfo['classes'] == ('cat', 'dog')
     assert len(ds) == 4
-    assert [_rel(ds, i) for i in range(4)] == [
-        ('cat/c1.jpg', 0), ('cat/c2.jpeg', 0), ('dog/d1.JPEG', 1),
-        ('dog/sub/d2.png', 1)]
+    assert [_rel(ds, i) for i in range(4)] == [('cat/c1.jpg', 0),
+                                               ('cat/c2.jpeg', 0),
+                                               ('dog/d1.JPEG', 1),
+                                               ('dog/sub/d2.png', 1)]
     assert isinstance(ds.get_data_info(0)['gt_label'], int)
 
 
 def test_folder_layout_given_classes(folder_root, tmp_path):
-    ds = ImageNetDataset(data_root=str(folder_root), data_prefix='train',
-                         classes=['dog', 'cat'])
+    ds = ImageNetDataset(
+        data_root=str(folder_root),
+        data_prefix='train',
+        classes=['dog', 'cat'])
     assert ds.metainfo['classes'] == ('dog', 'cat')
-    assert [lbl for _, lbl in map(lambda i: _rel(ds, i), range(4))] == [
-        0, 0, 1, 1]
+    assert [lbl for _, lbl in map(lambda i: _rel(ds, i), range(4))
+            ] == [0, 0, 1, 1]
     # a txt file with one class per line, relative to data_root
     (folder_root / 'classes.txt').write_text('dog\n\n')
-    ds = ImageNetDataset(data_root=str(folder_root), data_prefix='train',
-                         classes='classes.txt')
+    ds = ImageNetDataset(
+        data_root=str(folder_root), data_prefix='train', classes='classes.txt')
     assert ds.metainfo['classes'] == ('dog', )
     assert len(ds) == 2
     # metainfo works too
-    ds = ImageNetDataset(data_root=str(folder_root), data_prefix='train',
-                         metainfo=dict(classes=('cat', )))
+    ds = ImageNetDataset(
+        data_root=str(folder_root),
+        data_prefix='train',
+        metainfo=dict(classes=('cat', )))
     assert len(ds) == 2 and ds.metainfo['classes'] == ('cat', )
 
 
 def test_ann_file_layout(folder_root):
     (folder_root / 'meta').mkdir()
-    (folder_root / 'meta' / 'train.txt').write_text(
-        'dog/d1.JPEG 1\n\ncat/c1.jpg 0\n  dog/sub/d2.png   1  \n')
-    ds = ImageNetDataset(ann_file='meta/train.txt',
-                         data_root=str(folder_root),
-                         data_prefix=dict(img_path='train'),
-                         classes=['cat', 'dog'])
-    assert [_rel(ds, i) for i in range(3)] == [
-        ('dog/d1.JPEG', 1), ('cat/c1.jpg', 0), ('dog/sub/d2.png', 1)]
-    assert ds.get_data_info(0)['img_path'] == str(
-        folder_root / 'train' / 'dog' / 'd1.JPEG')
+    (folder_root / 'meta' / 'train.txt'
+     ).write_text('dog/d1.JPEG 1\n\ncat/c1.jpg 0\n  dog/sub/d2.png   1  \n')
+    ds = ImageNetDataset(
+        ann_file='meta/train.txt',
+        data_root=str(folder_root),
+        data_prefix=dict(img_path='train'),
+        classes=['cat', 'dog'])
+    assert [_rel(ds, i) for i in range(3)] == [('dog/d1.JPEG', 1),
+                                               ('cat/c1.jpg', 0),
+                                               ('dog/sub/d2.png', 1)]
+    assert ds.get_data_info(0)['img_path'] == str(folder_root / 'train' /
+                                                  'dog' / 'd1.JPEG')
     # without classes: labels only need to be >= 0
-    ds = ImageNetDataset(ann_file='meta/train.txt',
-                         data_root=str(folder_root), data_prefix='train')
+    ds = ImageNetDataset(
+        ann_file='meta/train.txt',
+        data_root=str(folder_root),
+        data_prefix='train')
     assert len(ds) == 3 and 'classes' not in ds.metainfo
 
 
 def test_pipeline_end_to_end(folder_root):
     ds = ImageNetDataset(
-        data_root=str(folder_root), data_prefix=dict(img_path='train'),
+        data_root=str(folder_root),
+        data_prefix=dict(img_path='train'),
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(type='mmdetnas.RandomResizedCrop', size=8),
@@ -105,7 +115,8 @@ def test_pipeline_end_to_end(folder_root):
     assert out['data_samples'].img_shape == (8, 8)
     # evaluation pipeline: resize short edge, centre crop (mmcv)
     ds = ImageNetDataset(
-        data_root=str(folder_root), data_prefix=dict(img_path='train'),
+        data_root=str(folder_root),
+        data_prefix=dict(img_path='train'),
         test_mode=True,
         pipeline=[
             dict(type='LoadImageFromFile'),
@@ -122,39 +133,42 @@ def test_errors(folder_root, tmp_path):
     with pytest.raises(FileNotFoundError, match='nowhere'):
         ImageNetDataset(data_root=root, data_prefix='nowhere')
     with pytest.raises(FileNotFoundError, match="'bird'"):
-        ImageNetDataset(data_root=root, data_prefix='train',
-                        classes=['cat', 'bird'])
+        ImageNetDataset(
+            data_root=root, data_prefix='train', classes=['cat', 'bird'])
     with pytest.raises(FileNotFoundError, match='missing.txt'):
-        ImageNetDataset(ann_file='missing.txt', data_root=root,
-                        data_prefix='train')
+        ImageNetDataset(
+            ann_file='missing.txt', data_root=root, data_prefix='train')
     with pytest.raises(FileNotFoundError, match='nope.txt'):
-        ImageNetDataset(data_root=root, data_prefix='train',
-                        classes='nope.txt')
+        ImageNetDataset(
+            data_root=root, data_prefix='train', classes='nope.txt')
     with pytest.raises(ValueError, match='duplicate'):
-        ImageNetDataset(data_root=root, data_prefix='train',
-                        classes=['cat', 'cat'])
+        ImageNetDataset(
+            data_root=root, data_prefix='train', classes=['cat', 'cat'])
 
     ann = folder_root / 'bad.txt'
     ann.write_text('cat/c1.jpg 0\ncat/c2.jpeg\n')
     with pytest.raises(ValueError, match=r'bad\.txt, line 2'):
-        ImageNetDataset(ann_file='bad.txt', data_root=root,
-                        data_prefix='train')
+        ImageNetDataset(
+            ann_file='bad.txt', data_root=root, data_prefix='train')
     ann.write_text('cat/c1.jpg 0\n\ncat/c2.jpeg zero\n')
     with pytest.raises(ValueError, match='line 3'):
-        ImageNetDataset(ann_file='bad.txt', data_root=root,
-                        data_prefix='train')
+        ImageNetDataset(
+            ann_file='bad.txt', data_root=root, data_prefix='train')
     ann.write_text('cat/c1.jpg 0\ndog/d1.JPEG 2\n')
     with pytest.raises(ValueError, match=r'line 2: label 2 out of range'):
-        ImageNetDataset(ann_file='bad.txt', data_root=root,
-                        data_prefix='train', classes=['cat', 'dog'])
+        ImageNetDataset(
+            ann_file='bad.txt',
+            data_root=root,
+            data_prefix='train',
+            classes=['cat', 'dog'])
     ann.write_text('cat/c1.jpg -1\n')
     with pytest.raises(ValueError, match='out of range'):
-        ImageNetDataset(ann_file='bad.txt', data_root=root,
-                        data_prefix='train')
+        ImageNetDataset(
+            ann_file='bad.txt', data_root=root, data_prefix='train')
     ann.write_text('\n\n')
     with pytest.raises(ValueError, match='empty'):
-        ImageNetDataset(ann_file='bad.txt', data_root=root,
-                        data_prefix='train')
+        ImageNetDataset(
+            ann_file='bad.txt', data_root=root, data_prefix='train')
 
     (tmp_path / 'empty' / 'a').mkdir(parents=True)
     with pytest.raises(ValueError, match='empty'):
@@ -167,8 +181,7 @@ def test_errors(folder_root, tmp_path):
 # ------------------------------------------------------------- transforms
 def test_random_resized_crop_size_and_bounds():
     img = np.random.RandomState(0).randint(0, 256, (30, 50, 3), np.uint8)
-    t = TRANSFORMS.build(dict(type='mmdetnas.RandomResizedCrop',
-                              size=(7, 11)))
+    t = TRANSFORMS.build(dict(type='mmdetnas.RandomResizedCrop', size=(7, 11)))
     assert isinstance(t, RandomResizedCrop)
     np.random.seed(0)
     areas = []
@@ -216,8 +229,8 @@ def test_resize_edge():
     out = ResizeEdge(20)(dict(img=img))
     assert out['img'].shape == (20, 30, 3) and out['img_shape'] == (20, 30)
     assert out['scale_factor'] == (0.5, 0.5)
-    assert ResizeEdge(30, edge='long')(dict(img=img))['img'].shape[:2] == (
-        20, 30)
+    assert ResizeEdge(
+        30, edge='long')(dict(img=img))['img'].shape[:2] == (20, 30)
     # portrait, truncation of the long side as torchvision: 256*500/333
     img = np.zeros((500, 333, 3), np.uint8)
     assert ResizeEdge(256)(dict(img=img))['img'].shape[:2] == (384, 256)
@@ -228,16 +241,21 @@ def test_resize_edge():
 
 def test_pack_cls_inputs():
     img = np.random.RandomState(0).randint(0, 256, (6, 5, 3), np.uint8)
-    out = PackClsInputs()(dict(img=img, gt_label=3, img_path='a.jpg',
-                               ori_shape=(9, 9), img_shape=(6, 5)))
+    out = PackClsInputs()(
+        dict(
+            img=img,
+            gt_label=3,
+            img_path='a.jpg',
+            ori_shape=(9, 9),
+            img_shape=(6, 5)))
     inputs, ds = out['inputs'], out['data_samples']
     assert inputs.shape == (3, 6, 5) and inputs.dtype == torch.uint8
     assert inputs.is_contiguous()
     assert torch.equal(inputs, torch.from_numpy(img).permute(2, 0, 1))
     assert ds.gt_label.dtype == torch.long and ds.gt_label.shape == (1, )
     assert ds.gt_label.item() == 3
-    assert ds.metainfo == dict(img_path='a.jpg', ori_shape=(9, 9),
-                               img_shape=(6, 5))
+    assert ds.metainfo == dict(
+        img_path='a.jpg', ori_shape=(9, 9), img_shape=(6, 5))
     gray = PackClsInputs()(dict(img=img[..., 0]))
     assert gray['inputs'].shape == (1, 6, 5)
     assert 'gt_label' not in gray['data_samples']

@@ -25,7 +25,8 @@ def _samples(as_dict=False):
     out = []
     for s, y in zip(SCORES, LABELS):
         ds = BaseDataElement(
-            pred_score=s, gt_label=torch.tensor([y]),
+            pred_score=s,
+            gt_label=torch.tensor([y]),
             pred_label=s.argmax().reshape(1))
         out.append(ds.to_dict() if as_dict else ds)
     return out
@@ -54,8 +55,10 @@ def test_full_precision_and_prefix_via_evaluator():
 
 def test_int_label_and_int_topk():
     metric = Accuracy(topk=1, prefix='acc')
-    metric.process(None, [dict(pred_score=[0.1, 0.9], gt_label=1),
-                          dict(pred_score=[0.6, 0.4], gt_label=1)])
+    metric.process(None, [
+        dict(pred_score=[0.1, 0.9], gt_label=1),
+        dict(pred_score=[0.6, 0.4], gt_label=1)
+    ])
     assert metric.compute_metrics(metric.results) == {'top1': 50.0}
     assert metric.prefix == 'acc'
 
@@ -72,7 +75,9 @@ def test_errors():
     with pytest.raises(ValueError, match='no sample'):
         Accuracy().compute_metrics([])
     metric = Accuracy(topk=1)
-    metric.process(None, [dict(pred_score=[0.1, 0.9], gt_label=1),
-                          dict(pred_score=[0.1, 0.2, 0.7], gt_label=1)])
+    metric.process(None, [
+        dict(pred_score=[0.1, 0.9], gt_label=1),
+        dict(pred_score=[0.1, 0.2, 0.7], gt_label=1)
+    ])
     with pytest.raises(ValueError, match='different lengths'):
         metric.compute_metrics(metric.results)

@@ -17,8 +17,7 @@ SUBNET = dict(
     out_indices=(3, ),
     with_last_conv=True)
 SUPERNET = dict(
-    type='mmdetnas.DetNASShuffleNetV2', out_indices=(3, ),
-    with_last_conv=True)
+    type='mmdetnas.DetNASShuffleNetV2', out_indices=(3, ), with_last_conv=True)
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +37,8 @@ def test_structure_and_shapes():
     assert model.head.fc.in_features == 1024  # backbone.out_channels[-1]
     keys = list(model.state_dict())
     assert all(k.startswith(('backbone.', 'head.fc.')) for k in keys)
-    assert 'head.fc.weight' in keys and 'backbone.last_conv.conv.weight' in keys
+    assert 'head.fc.weight' in keys
+    assert 'backbone.last_conv.conv.weight' in keys
     model.eval()
     logits = model(torch.randn(2, 3, 32, 32))
     assert logits.shape == (2, 5)
@@ -49,15 +49,26 @@ def test_structure_and_shapes():
     with pytest.raises(ValueError, match='label_smoothing'):
         ImageClassifier(backbone=SUBNET, num_classes=2, label_smoothing=1.5)
     # in_channels override, dropout layer
-    model = ImageClassifier(backbone=SUBNET, num_classes=2, in_channels=1024,
-                            dropout=0.2)
+    model = ImageClassifier(
+        backbone=SUBNET, num_classes=2, in_channels=1024, dropout=0.2)
     assert isinstance(model.head.dropout, torch.nn.Dropout)
+    # the classified map is the last of out_indices, not always stage 3
+    model = ImageClassifier(
+        backbone=dict(SUBNET, out_indices=(0, 1), with_last_conv=False),
+        num_classes=2)
+    chans = model.backbone.out_channels
+    assert model.head.fc.in_features == chans[1] != chans[3]
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2)
+    # SPOS init of the classifier: N(0, 0.01) weights, zero bias
+    model.init_weights()
+    assert model.head.fc.bias.abs().max().item() == 0
+    assert model.head.fc.weight.std().item() == pytest.approx(0.01, rel=0.1)
 
 
 def test_label_smoothing_matches_hand_computation():
     torch.manual_seed(0)
-    model = ImageClassifier(backbone=SUBNET, num_classes=4,
-                            label_smoothing=0.1).eval()
+    model = ImageClassifier(
+        backbone=SUBNET, num_classes=4, label_smoothing=0.1).eval()
     x, labels = torch.randn(3, 3, 32, 32), [0, 3, 1]
     with torch.no_grad():
         logits = model(x)
@@ -75,8 +86,8 @@ def test_label_smoothing_matches_hand_computation():
 
 def test_loss_decreases_with_sgd():
     torch.manual_seed(0)
-    model = ImageClassifier(backbone=SUBNET, num_classes=3,
-                            label_smoothing=0.0).train()
+    model = ImageClassifier(
+        backbone=SUBNET, num_classes=3, label_smoothing=0.0).train()
     x = torch.randn(6, 3, 64, 64)  # 2x2 maps at stride 32 for the BNs
     samples = _samples([0, 1, 2, 0, 1, 2])
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -94,13 +105,16 @@ def test_loss_decreases_with_sgd():
 def test_predict_and_data_preprocessor():
     torch.manual_seed(0)
     model = ImageClassifier(
-        backbone=SUBNET, num_classes=4,
-        data_preprocessor=dict(type='ImgDataPreprocessor',
-                               mean=[123.675, 116.28, 103.53],
-                               std=[58.395, 57.12, 57.375],
-                               bgr_to_rgb=True)).eval()
-    imgs = [torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
-            for _ in range(3)]
+        backbone=SUBNET,
+        num_classes=4,
+        data_preprocessor=dict(
+            type='ImgDataPreprocessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True)).eval()
+    imgs = [
+        torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8) for _ in range(3)
+    ]
     samples = _samples([2, 0, 1])
     for s in samples:
         s.set_metainfo(dict(img_path='x.jpg'))
@@ -140,8 +154,8 @@ def test_runner_supernet_pretraining(tmp_path):
     from mmengine.runner import Runner
     _make_imagenet(tmp_path / 'data')
     pack = dict(type='mmdetnas.PackClsInputs')
-    dataset = dict(type='mmdetnas.ImageNetDataset',
-                   data_root=str(tmp_path / 'data'))
+    dataset = dict(
+        type='mmdetnas.ImageNetDataset', data_root=str(tmp_path / 'data'))
     work_dir = tmp_path / 'work'
     runner = Runner(
         model=dict(
@@ -185,12 +199,11 @@ def test_runner_supernet_pretraining(tmp_path):
         train_cfg=dict(by_epoch=False, max_iters=4, val_interval=4),
         val_cfg=dict(),
         optim_wrapper=dict(
-            optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
-                           weight_decay=4e-5)),
+            optimizer=dict(
+                type='SGD', lr=0.01, momentum=0.9, weight_decay=4e-5)),
         custom_hooks=[dict(type='mmdetnas.PathSamplerHook')],
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=4,
-                            by_epoch=False),
+            checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False),
             logger=dict(type='LoggerHook', interval=1)),
         randomness=dict(seed=0),
         default_scope='mmdet',

@@ -48,8 +48,8 @@ class PackClsInputs(BaseTransform):
         if isinstance(img, np.ndarray):
             if img.ndim == 2:
                 img = img[..., None]
-            img = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0,
-                                                                      1)))
+            img = torch.from_numpy(
+                np.ascontiguousarray(img.transpose(2, 0, 1)))
         elif isinstance(img, torch.Tensor):
             if img.dim() == 2:
                 img = img[None]
@@ -59,10 +59,9 @@ class PackClsInputs(BaseTransform):
         else:
             raise TypeError(f'results["img"] must be a numpy array or a '
                             f'tensor, got {type(img).__name__}')
-        sample = BaseDataElement(metainfo={
-            k: results[k]
-            for k in self.meta_keys if k in results
-        })
+        sample = BaseDataElement(
+            metainfo={k: results[k]
+                      for k in self.meta_keys if k in results})
         if results.get('gt_label') is not None:
             label = torch.as_tensor(
                 results['gt_label'], dtype=torch.long).reshape(-1)

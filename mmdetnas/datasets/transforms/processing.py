@@ -7,7 +7,7 @@ use numpy's global RNG, so mmengine's seeding (``randomness=dict(seed=...)``
 and its per-worker seeds) makes them reproducible.
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import mmcv
 import numpy as np
@@ -84,8 +84,7 @@ class RandomResizedCrop(BaseTransform):
         self.interpolation = interpolation
         self.backend = backend
 
-    def get_params(self, height: int, width: int) -> Tuple[int, int, int,
-                                                           int]:
+    def get_params(self, height: int, width: int) -> Tuple[int, int, int, int]:
         """Draw a crop box.
 
         Args:
@@ -133,8 +132,8 @@ class RandomResizedCrop(BaseTransform):
         height, width = img.shape[:2]
         top, left, h, w = self.get_params(height, width)
         # mmcv.imcrop boxes are inclusive
-        crop = mmcv.imcrop(
-            img, np.array([left, top, left + w - 1, top + h - 1]))
+        crop = mmcv.imcrop(img,
+                           np.array([left, top, left + w - 1, top + h - 1]))
         img = mmcv.imresize(
             crop, (self.size[1], self.size[0]),
             interpolation=self.interpolation,
@@ -185,8 +184,7 @@ class ResizeEdge(BaseTransform):
         if not isinstance(scale, int) or scale < 1:
             raise ValueError(f'scale must be a positive int, got {scale!r}')
         if edge not in ('short', 'long'):
-            raise ValueError(
-                f"edge must be 'short' or 'long', got {edge!r}")
+            raise ValueError(f"edge must be 'short' or 'long', got {edge!r}")
         self.scale = scale
         self.edge = edge
         self.interpolation = interpolation

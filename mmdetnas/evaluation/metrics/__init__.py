@@ -1,3 +1,4 @@
 from .accuracy import Accuracy
+from .full_precision_coco import FullPrecisionCocoMetric
 
-__all__ = ['Accuracy']
+__all__ = ['Accuracy', 'FullPrecisionCocoMetric']

@@ -67,8 +67,7 @@ class Accuracy(BaseMetric):
             collect_dir=collect_dir)
         topk = (topk, ) if isinstance(topk, int) else tuple(topk)
         if not topk or any(not isinstance(k, int) or k < 1 for k in topk):
-            raise ValueError(
-                f'topk must be positive ints, got {topk!r}')
+            raise ValueError(f'topk must be positive ints, got {topk!r}')
         self.topk = tuple(sorted(set(topk)))
 
     def process(self, data_batch, data_samples: Sequence) -> None:

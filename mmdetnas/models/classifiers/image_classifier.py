@@ -75,8 +75,10 @@ class ImageClassifier(BaseModel):
             with_last_conv=True)``). Only its last output is classified.
         num_classes (int): Number of classes (1000 for ImageNet).
         in_channels (int, optional): Channels of the last backbone output.
-            ``None`` reads ``backbone.out_channels[-1]`` of the built
-            backbone (an ``int`` attribute is accepted too).
+            ``None`` reads them from the built backbone:
+            ``backbone.out_channels[max(backbone.out_indices)]`` (the list
+            has one entry per stage index; ``[-1]`` without
+            ``out_indices``; an ``int`` attribute is taken as is).
         label_smoothing (float): Label smoothing of the cross-entropy loss,
             in ``[0, 1]`` (0.1 in SPOS/DetNAS). The target of class ``y`` is
             ``(1 - eps) * onehot(y) + eps / num_classes``.
@@ -125,7 +127,11 @@ class ImageClassifier(BaseModel):
             if isinstance(out_channels, int):
                 in_channels = out_channels
             elif isinstance(out_channels, Sequence) and len(out_channels):
-                in_channels = out_channels[-1]
+                # out_channels lists every stage index; the classified
+                # output is the one of the last (largest) out index
+                out_indices = getattr(self.backbone, 'out_indices', None)
+                last = max(out_indices) if out_indices else -1
+                in_channels = out_channels[last]
             else:
                 raise ValueError(
                     f'in_channels was not given and the backbone '
@@ -200,8 +206,8 @@ class ImageClassifier(BaseModel):
         """
         if data_samples is None:
             raise ValueError("mode='loss' needs data_samples with gt_label")
-        labels = self._gt_labels(data_samples, inputs.shape[0]).to(
-            inputs.device)
+        labels = self._gt_labels(data_samples,
+                                 inputs.shape[0]).to(inputs.device)
         logits = self.head(self.extract_feat(inputs))
         loss = F.cross_entropy(
             logits, labels, label_smoothing=self.label_smoothing)
@@ -244,8 +250,9 @@ class ImageClassifier(BaseModel):
                 f'got {len(data_samples)} data samples for {num} images')
         labels = []
         for i, sample in enumerate(data_samples):
-            label = (sample.get('gt_label', None)
-                     if isinstance(sample, (BaseDataElement, dict)) else None)
+            label = (
+                sample.get('gt_label', None) if isinstance(
+                    sample, (BaseDataElement, dict)) else None)
             if label is None:
                 raise ValueError(f'data sample {i} has no gt_label')
             label = torch.as_tensor(label, dtype=torch.long).reshape(-1)

@@ -1,0 +1,53 @@
+# Quickstart stage 2: the real Faster R-CNN FPN supernet config on the tree
+# tiles, with a CPU schedule. The backbone starts from the quickstart stage-1
+# supernet (classifier dropped).
+_base_ = [
+    '../detnas/detnas_supernet_faster-rcnn_shufflenetv2-300m_fpn_1x_coco.py',
+    './neon-trees_detection.py'
+]
+pretrained = ('work_dirs/quickstart/pretrain/iter_300.pth')
+model = dict(
+    backbone=dict(init_cfg=dict(checkpoint=pretrained)),
+    rpn_head=dict(
+        anchor_generator=dict(scales=[4], ratios=[0.5, 1.0, 2.0])),
+    roi_head=dict(bbox_head=dict(num_classes=1)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=1000, max_per_img=500),
+        rcnn=dict(sampler=dict(num=256))),
+    test_cfg=dict(
+        rpn=dict(nms_pre=500, max_per_img=300),
+        rcnn=dict(max_per_img=150)))
+
+max_iters = 600
+train_dataloader = dict(
+    batch_size=4, num_workers=1, persistent_workers=False,
+    batch_sampler=None,
+    dataset={{_base_.train_dataset}})
+val_dataloader = dict(
+    batch_size=1, num_workers=0, persistent_workers=False,
+    dataset={{_base_.search_val_dataset}})
+test_dataloader = dict(
+    batch_size=1, num_workers=0, persistent_workers=False,
+    dataset={{_base_.test_dataset}})
+val_evaluator = dict(
+    ann_file={{_base_.neon_data_root}} + 'annotations/search_val.json',
+    classwise=False)
+test_evaluator = dict(
+    ann_file={{_base_.neon_data_root}} + 'annotations/test.json')
+
+train_cfg = dict(
+    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
+    val_interval=max_iters)
+optim_wrapper = dict(
+    optimizer=dict(lr=0.02), clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=50),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[int(max_iters * 0.75)], gamma=0.1)
+]
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

@@ -1,0 +1,35 @@
+# Quickstart stage 1: the real ImageNet supernet pre-training config, shrunk
+# to Fashion-MNIST (10 classes, 64x64, prepared in the ImageNet layout by
+# tools/dataset_converters/prepare_fashion_mnist.py) and a CPU schedule.
+_base_ = '../detnas/detnas_supernet_shufflenetv2-300m_8xb128_in1k.py'
+
+data_root = 'data/fashion_mnist/'
+max_iters = 300
+model = dict(num_classes=10, backbone=dict(norm_cfg=dict(type='BN')))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmdetnas.RandomResizedCrop', size=64, scale=(0.35, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='mmdetnas.PackClsInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmdetnas.PackClsInputs'),
+]
+train_dataloader = dict(
+    batch_size=32, num_workers=1, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=64, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+optim_wrapper = dict(optimizer=dict(lr=0.1))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1.0, end_factor=1e-3, by_epoch=False,
+         begin=0, end=max_iters)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(interval=25),
+    checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
