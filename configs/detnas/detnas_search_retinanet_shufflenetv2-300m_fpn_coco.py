@@ -23,5 +23,5 @@ val_dataloader = dict(
 # mmdet's CocoMetric with unrounded mAP (mmdet rounds to 3 decimals)
 val_evaluator = dict(
     type='mmdetnas.FullPrecisionCocoMetric',
-    ann_file={{_base_.data_root}} + {{_base_.search_val_ann}})
+    ann_file={{_base_.search_val_ann_file}})
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=-1))

@@ -26,14 +26,14 @@ val_dataloader = dict(
             dict(
                 type='VOCDataset',
                 data_root={{_base_.data_root}},
-                ann_file='VOC2007/' + {{_base_.voc_search_val}},
+                ann_file={{_base_.voc07_search_val}},
                 data_prefix=dict(sub_data_root='VOC2007/'),
                 test_mode=True,
                 pipeline={{_base_.test_pipeline}}),
             dict(
                 type='VOCDataset',
                 data_root={{_base_.data_root}},
-                ann_file='VOC2012/' + {{_base_.voc_search_val}},
+                ann_file={{_base_.voc12_search_val}},
                 data_prefix=dict(sub_data_root='VOC2012/'),
                 test_mode=True,
                 pipeline={{_base_.test_pipeline}})

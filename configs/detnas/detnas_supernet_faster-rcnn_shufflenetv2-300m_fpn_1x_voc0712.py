@@ -39,7 +39,7 @@ train_dataloader = dict(
             dict(
                 type='VOCDataset',
                 data_root=data_root,
-                ann_file='VOC2007/' + {{_base_.voc_supernet_train}},
+                ann_file={{_base_.voc07_supernet_train}},
                 data_prefix=dict(sub_data_root='VOC2007/'),
                 filter_cfg=dict(
                     filter_empty_gt=True, min_size=32, bbox_min_size=32),
@@ -47,7 +47,7 @@ train_dataloader = dict(
             dict(
                 type='VOCDataset',
                 data_root=data_root,
-                ann_file='VOC2012/' + {{_base_.voc_supernet_train}},
+                ann_file={{_base_.voc12_supernet_train}},
                 data_prefix=dict(sub_data_root='VOC2012/'),
                 filter_cfg=dict(
                     filter_empty_gt=True, min_size=32, bbox_min_size=32),

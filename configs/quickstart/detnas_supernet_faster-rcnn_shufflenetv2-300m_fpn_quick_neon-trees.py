@@ -6,19 +6,27 @@ _base_ = [
     './neon-trees_detection.py'
 ]
 pretrained = ('work_dirs/quickstart/pretrain/iter_300.pth')
+fpn_channels = 64  # 256 in the real config; 64 keeps a CPU iteration ~1 s
 model = dict(
     backbone=dict(init_cfg=dict(checkpoint=pretrained)),
+    neck=dict(out_channels=fpn_channels),
     rpn_head=dict(
+        in_channels=fpn_channels,
+        feat_channels=fpn_channels,
         anchor_generator=dict(scales=[4], ratios=[0.5, 1.0, 2.0])),
-    roi_head=dict(bbox_head=dict(num_classes=1)),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=fpn_channels),
+        bbox_head=dict(
+            num_classes=1, in_channels=fpn_channels,
+            conv_out_channels=fpn_channels)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=500),
-        rcnn=dict(sampler=dict(num=256))),
+        rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(
         rpn=dict(nms_pre=500, max_per_img=300),
         rcnn=dict(max_per_img=150)))
 
-max_iters = 600
+max_iters = 500
 train_dataloader = dict(
     batch_size=4, num_workers=1, persistent_workers=False,
     batch_sampler=None,
@@ -30,10 +38,10 @@ test_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
     dataset={{_base_.test_dataset}})
 val_evaluator = dict(
-    ann_file={{_base_.neon_data_root}} + 'annotations/search_val.json',
+    ann_file={{_base_.neon_search_val_ann_file}},
     classwise=False)
 test_evaluator = dict(
-    ann_file={{_base_.neon_data_root}} + 'annotations/test.json')
+    ann_file={{_base_.neon_test_ann_file}})
 
 train_cfg = dict(
     _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,

@@ -4,6 +4,8 @@
 neon_data_root = 'data/neon_trees/'
 metainfo = dict(classes=('Tree', ), palette=[(0, 160, 0)])
 neon_img_scale = (400, 400)
+neon_search_val_ann_file = 'data/neon_trees/annotations/search_val.json'
+neon_test_ann_file = 'data/neon_trees/annotations/test.json'
 neon_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),

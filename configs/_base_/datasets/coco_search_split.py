@@ -6,3 +6,5 @@
 #       --out-dir data/coco/annotations
 supernet_train_ann = 'annotations/instances_train2017_supernet_train.json'
 search_val_ann = 'annotations/instances_train2017_search_val.json'
+search_val_ann_file = \
+    'data/coco/annotations/instances_train2017_search_val.json'

@@ -5,5 +5,7 @@
 #       data/VOCdevkit/VOC2007/ImageSets/Main/trainval.txt --num 2500 \
 #       --seed 0 --out-dir data/VOCdevkit/VOC2007/ImageSets/Main
 # (and the same for VOC2012).
-voc_supernet_train = 'ImageSets/Main/trainval_supernet_train.txt'
-voc_search_val = 'ImageSets/Main/trainval_search_val.txt'
+voc07_supernet_train = 'VOC2007/ImageSets/Main/trainval_supernet_train.txt'
+voc12_supernet_train = 'VOC2012/ImageSets/Main/trainval_supernet_train.txt'
+voc07_search_val = 'VOC2007/ImageSets/Main/trainval_search_val.txt'
+voc12_search_val = 'VOC2012/ImageSets/Main/trainval_search_val.txt'

@@ -43,6 +43,9 @@ class FullPrecisionCocoMetric(CocoMetric):
 
     Same arguments and keys (``coco/bbox_mAP``, ``coco/bbox_mAP_50``...);
     values are floats in [0, 1] (or -1 when COCO has no such object size).
+    Where mmdet returns no metric at all because the model detected nothing
+    in the whole dataset (an untrained candidate path), every AP is 0.0, so
+    a search can rank that candidate instead of failing.
     """
 
     def compute_metrics(self, results: list) -> dict:
@@ -52,6 +55,13 @@ class FullPrecisionCocoMetric(CocoMetric):
         evals: List = []
         with _record_cocoeval(evals):
             eval_results = super().compute_metrics(results)
+        if not eval_results and results and not any(
+                len(pred['bboxes']) for _, pred in results):
+            return {
+                f'{metric}_{item}': 0.0
+                for metric in self.metrics if metric in ('bbox', 'segm')
+                for item in _STATS_INDEX
+            }
         for ev in evals:
             iou_type = ev.params.iouType
             if getattr(ev, 'stats', None) is None or not len(ev.stats):

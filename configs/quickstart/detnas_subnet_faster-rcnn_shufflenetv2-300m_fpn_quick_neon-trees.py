@@ -1,0 +1,22 @@
+# Quickstart stages 4-5: re-training a fixed subnet (default: the official
+# COCO-FPN-300M; the quickstart passes the searched one and the all-3x3
+# baseline with --cfg-options model.backbone.arch=...). It starts from the
+# subnet's weights sliced out of the detection supernet
+# (tools/model_converters/export_subnet.py, passed as load_from), the
+# "inherit supernet weights" option, and is tested on the test split.
+_base_ = './detnas_supernet_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py'
+
+arch = 'COCO-FPN-300M'
+model = dict(backbone=dict(arch=arch, init_cfg=None))
+custom_hooks = []
+find_unused_parameters = False
+max_iters = 150
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+         end=20),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[int(max_iters * 0.75)], gamma=0.1)
+]
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+default_hooks = dict(checkpoint=dict(interval=max_iters))

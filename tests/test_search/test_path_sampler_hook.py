@@ -1,0 +1,123 @@
+"""Tests of PathSamplerHook with a minimal fake runner."""
+import pytest
+import torch.nn as nn
+
+from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
+                                                     find_searchable_backbones)
+from mmdetnas.models.backbones import DetNASShuffleNetV2
+from mmdetnas.registry import HOOKS
+from mmdetnas.search import UniformPathSampler, official_arch
+
+
+class FakeDetector(nn.Module):
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.neck = nn.Conv2d(4, 4, 1)
+
+
+class FakeRunner:
+    """The only runner attribute the hook reads is ``model``."""
+
+    def __init__(self, backbone):
+        self.model = FakeDetector(backbone)
+
+
+def _hook(seed=0, **kwargs):
+    return PathSamplerHook(
+        sampler=dict(type='mmdetnas.UniformPathSampler', seed=seed),
+        **kwargs)
+
+
+def test_before_train_iter_sets_path():
+    runner = FakeRunner(DetNASShuffleNetV2(search_space='1.3G'))
+    backbone = runner.model.backbone
+    hook = _hook(seed=5)
+    hook.before_run(runner)
+    assert isinstance(hook.sampler, UniformPathSampler)
+    # the sampler takes the backbone's search space
+    assert hook.sampler.search_space is backbone.search_space
+    reference = UniformPathSampler('1.3G', seed=5)
+    seen = []
+    for i in range(3):
+        hook.before_train_iter(runner, i)
+        assert backbone.arch == reference.sample()
+        seen.append(backbone.arch)
+    assert len(set(seen)) == 3
+
+
+def test_built_from_registry():
+    hook = HOOKS.build(dict(type='mmdetnas.PathSamplerHook'))
+    assert isinstance(hook, PathSamplerHook)
+    runner = FakeRunner(DetNASShuffleNetV2())
+    hook.before_run(runner)
+    hook.before_train_iter(runner, 0)
+    assert runner.model.backbone.arch is not None
+
+
+def test_checkpoint_round_trip():
+    """Saving the sampler state and loading it into a fresh hook (another
+    seed) reproduces the path the first hook would sample next."""
+    runner = FakeRunner(DetNASShuffleNetV2())
+    hook = _hook(seed=1)
+    hook.before_run(runner)
+    for i in range(3):
+        hook.before_train_iter(runner, i)
+    checkpoint = {}
+    hook.before_save_checkpoint(runner, checkpoint)
+    assert 'path_sampler' in checkpoint
+    expected = []
+    for i in range(3, 5):
+        hook.before_train_iter(runner, i)
+        expected.append(runner.model.backbone.arch)
+
+    # resume after before_run (mmengine's order)
+    runner2 = FakeRunner(DetNASShuffleNetV2())
+    hook2 = _hook(seed=2)
+    hook2.before_run(runner2)
+    hook2.after_load_checkpoint(runner2, checkpoint)
+    got = []
+    for i in range(3, 5):
+        hook2.before_train_iter(runner2, i)
+        got.append(runner2.model.backbone.arch)
+    assert got == expected
+
+    # state loaded before before_run is applied when the sampler is built
+    runner3 = FakeRunner(DetNASShuffleNetV2())
+    hook3 = _hook(seed=3)
+    hook3.after_load_checkpoint(runner3, checkpoint)
+    hook3.before_run(runner3)
+    hook3.before_train_iter(runner3, 3)
+    assert runner3.model.backbone.arch == expected[0]
+
+    # a checkpoint without sampler state changes nothing
+    runner4 = FakeRunner(DetNASShuffleNetV2())
+    hook4 = _hook(seed=1)
+    hook4.before_run(runner4)
+    hook4.after_load_checkpoint(runner4, {})
+    hook4.before_train_iter(runner4, 0)
+    assert runner4.model.backbone.arch == UniformPathSampler(
+        '300M', seed=1).sample()
+
+
+def test_eval_arch():
+    runner = FakeRunner(DetNASShuffleNetV2())
+    hook = _hook(eval_arch='COCO-FPN-300M')
+    hook.before_run(runner)
+    hook.before_train_iter(runner, 0)
+    hook.before_val_epoch(runner)
+    assert runner.model.backbone.arch == official_arch('COCO-FPN-300M')[1]
+    hook.before_train_iter(runner, 1)
+    hook.before_test_epoch(runner)
+    assert runner.model.backbone.arch == official_arch('COCO-FPN-300M')[1]
+
+
+def test_no_supernet():
+    runner = FakeRunner(DetNASShuffleNetV2(arch='COCO-FPN-300M'))
+    assert find_searchable_backbones(runner.model) == []
+    with pytest.raises(RuntimeError, match='supernet'):
+        _hook().before_run(runner)
+    runner.model = nn.Sequential(nn.Conv2d(3, 3, 1))
+    with pytest.raises(RuntimeError, match='supernet'):
+        _hook().before_run(runner)
