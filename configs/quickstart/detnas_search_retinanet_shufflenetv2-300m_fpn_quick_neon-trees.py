@@ -1,0 +1,26 @@
+# Quickstart stage 3 with RetinaNet (tools/quickstart.py --retinanet).
+_base_ = './detnas_supernet_retinanet_shufflenetv2-300m_fpn_quick_neon-trees.py'
+
+model = dict(backbone=dict(init_cfg=None))
+custom_hooks = []
+train_cfg = dict(
+    _delete_=True,
+    type='mmdetnas.EvolutionSearchLoop',
+    max_generations=3,
+    population_size=8,
+    top_k=3,
+    num_mutation=3,
+    num_crossover=3,
+    mutate_prob=0.1,
+    flops=(None, 300e6),
+    score_key='coco/bbox_mAP',
+    calib_iters=4,
+    calib_batch_size=4,
+    init_archs=[['shuffle_3x3'] * 20],
+    seed=0,
+    retrain_config='configs/quickstart/'
+    'detnas_subnet_retinanet_shufflenetv2-300m_fpn_quick_neon-trees.py')
+val_evaluator = dict(type='mmdetnas.FullPrecisionCocoMetric')
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=-1),
+    logger=dict(interval=50))

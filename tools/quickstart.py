@@ -1,0 +1,203 @@
+"""The whole DetNAS pipeline on the embedded real data, on a CPU.
+
+    python tools/quickstart.py [--tiny] [--retinanet] [--work-dir DIR]
+        [--skip-data]
+
+Stages (each one a plain tools/ command, printed before it runs):
+  0. data: NEON tree-crown tiles (DeepForest wheel) + Fashion-MNIST
+  1. supernet pre-training on Fashion-MNIST            (tools/train.py)
+  2. supernet fine-tuning, Faster R-CNN FPN (or RetinaNet) on the tiles
+  3. evolutionary search + BN recalibration, CocoMetric on search_val
+                                                       (tools/search.py)
+  4. re-training of the best subnet and of the all-3x3 baseline, both from
+     their weights sliced out of the supernet (export_subnet.py, train.py)
+  5. test of both on the test split                    (tools/test.py)
+It ends with a table (architecture, backbone FLOPs, search-val mAP, test mAP
+and mAP@0.5, wall time per stage), written to DIR/summary.md.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+QS = 'configs/quickstart'
+BASELINE = ('shuffle_3x3', ) * 20  # plain ShuffleNetV2 layout
+
+# schedule overrides of --tiny (CI); the configs hold the full quickstart
+TINY = dict(
+    fashion=['--num-train', '1000', '--num-val', '200'],
+    pretrain=['train_cfg.max_iters=40', 'default_hooks.checkpoint.interval=40'],
+    supernet=['train_cfg.max_iters=60', 'train_cfg.val_interval=60',
+              'default_hooks.checkpoint.interval=60'],
+    search=['train_cfg.max_generations=2', 'train_cfg.population_size=4',
+            'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
+            'train_cfg.top_k=2', 'train_cfg.calib_iters=2'],
+    retrain=['train_cfg.max_iters=30', 'train_cfg.val_interval=30',
+             'default_hooks.checkpoint.interval=30'],
+)
+FULL = dict(fashion=['--num-train', '6000', '--num-val', '1000'])
+
+
+def run(cmd, log_dir, name, times):
+    """Run one stage command, tee its output to a log, time it."""
+    print(f'\n$ {" ".join(shlex.quote(c) for c in cmd)}', flush=True)
+    os.makedirs(log_dir, exist_ok=True)
+    log = osp.join(log_dir, f'{name}.log')
+    t0 = time.time()
+    with open(log, 'w') as f:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+        for line in proc.stdout:
+            f.write(line)
+            if ' - mmengine - ' in line or 'Error' in line or \
+                    line.startswith(('exported', 'split', 'wrote', 'Average')):
+                sys.stdout.write(line)
+        rc = proc.wait()
+    times[name] = times.get(name, 0.0) + time.time() - t0
+    if rc:
+        raise SystemExit(f'stage {name!r} failed (exit {rc}); see {log}')
+
+
+def last_checkpoint(work_dir):
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no checkpoint written in {work_dir}')
+    with open(path) as f:
+        return f.read().strip()
+
+
+def test_metrics(work_dir):
+    """Metrics of the latest tools/test.py run in ``work_dir``."""
+    logs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
+    if not logs:
+        raise FileNotFoundError(f'no test metrics json in {work_dir}')
+    with open(logs[-1]) as f:
+        lines = [json.loads(x) for x in f if x.strip()]
+    return {k: v for d in lines for k, v in d.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--tiny', action='store_true',
+                        help='CI-sized schedules (a few minutes)')
+    parser.add_argument('--retinanet', action='store_true',
+                        help='RetinaNet supernet instead of Faster R-CNN')
+    parser.add_argument('--work-dir', default='work_dirs/quickstart')
+    parser.add_argument('--skip-data', action='store_true',
+                        help='reuse data/ prepared by an earlier run')
+    args = parser.parse_args(argv)
+    py = sys.executable
+    wd = args.work_dir
+    sched = TINY if args.tiny else FULL
+    det = 'retinanet' if args.retinanet else 'faster-rcnn'
+    times = {}
+    logs = osp.join(wd, 'logs')
+
+    def opts(stage, *extra):
+        items = list(sched.get(stage, [])) + list(extra)
+        return ['--cfg-options', *items] if items else []
+
+    if not args.skip_data:
+        run([py, 'tools/dataset_converters/prepare_neon_trees.py',
+             '--out-dir', 'data/neon_trees'], logs, 'data', times)
+        run([py, 'tools/dataset_converters/prepare_fashion_mnist.py',
+             '--out-dir', 'data/fashion_mnist', *sched['fashion']], logs,
+            'data', times)
+
+    pre_dir = osp.join(wd, 'pretrain')
+    run([py, 'tools/train.py',
+         f'{QS}/detnas_supernet_shufflenetv2-300m_quick_fashion-mnist.py',
+         '--work-dir', pre_dir, *opts('pretrain')], logs, 'pretrain', times)
+
+    sup_dir = osp.join(wd, 'supernet')
+    sup_cfg = f'{QS}/detnas_supernet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py'
+    run([py, 'tools/train.py', sup_cfg, '--work-dir', sup_dir,
+         *opts('supernet', 'model.backbone.init_cfg.checkpoint=' +
+               last_checkpoint(pre_dir))], logs, 'supernet', times)
+    supernet_ckpt = last_checkpoint(sup_dir)
+
+    search_dir = osp.join(wd, 'search')
+    run([py, 'tools/search.py',
+         f'{QS}/detnas_search_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py',
+         supernet_ckpt, '--work-dir', search_dir, *opts('search')], logs,
+        'search', times)
+
+    from mmdetnas.search import PRESETS, arch_flops, load_arch_file
+    from mmdetnas.search.arch import save_arch_file
+    with open(osp.join(search_dir, 'candidates.jsonl')) as f:
+        scores = {tuple(c['arch']): c['score'] for c in map(json.loads, f)}
+    baseline_yaml = save_arch_file(
+        osp.join(wd, 'baseline_arch.yaml'), BASELINE, '300M')
+    rows = []
+    sub_cfg = f'{QS}/detnas_subnet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py'
+    for tag, arch_file in (('searched', osp.join(search_dir,
+                                                 'best_arch.yaml')),
+                           ('baseline', baseline_yaml)):
+        arch = load_arch_file(arch_file)[1]
+        sliced = osp.join(wd, f'{tag}_subnet.pth')
+        run([py, 'tools/model_converters/export_subnet.py', supernet_ckpt,
+             arch_file, sliced], logs, 'retrain', times)
+        rdir = osp.join(wd, f'retrain_{tag}')
+        arch_opt = f'model.backbone.arch={arch_file}'
+        run([py, 'tools/train.py', sub_cfg, '--work-dir', rdir,
+             *opts('retrain', arch_opt, f'load_from={sliced}')], logs,
+            'retrain', times)
+        tdir = osp.join(wd, f'test_{tag}')
+        run([py, 'tools/test.py', sub_cfg, last_checkpoint(rdir),
+             '--work-dir', tdir, '--cfg-options', arch_opt], logs, 'test',
+            times)
+        m = test_metrics(tdir)
+        rows.append(dict(
+            name=tag, arch=arch, flops=arch_flops(PRESETS['300M'], arch),
+            search_map=scores.get(arch), test_map=m.get('coco/bbox_mAP'),
+            test_map50=m.get('coco/bbox_mAP_50')))
+
+    write_summary(wd, rows, times, args)
+
+
+def _fmt(v, spec='.4f'):
+    return '-' if v is None else format(v, spec)
+
+
+def write_summary(wd, rows, times, args):
+    import platform
+
+    import torch
+    from mmdetnas.search import PRESETS, arch_to_indices
+    space = PRESETS['300M']
+    lines = [
+        f"# mmdetnas quickstart {'(tiny)' if args.tiny else ''}", '',
+        f'Machine: {platform.processor() or platform.machine()}, '
+        f'{os.cpu_count()} CPU cores, torch {torch.__version__}, '
+        f'{"CUDA" if torch.cuda.is_available() else "CPU only"}.', '',
+        '| subnet | architecture (choice indices) | backbone FLOPs (MMACs, '
+        '224x224) | search-val mAP | test mAP | test mAP@0.5 |',
+        '|---|---|---|---|---|---|'
+    ]
+    for r in rows:
+        idx = ''.join(map(str, arch_to_indices(r['arch'], space)))
+        lines.append(
+            f"| {r['name']} | `{idx}` | {r['flops'] / 1e6:.1f} | "
+            f"{_fmt(r['search_map'])} | {_fmt(r['test_map'])} | "
+            f"{_fmt(r['test_map50'])} |")
+    lines += ['', '| stage | wall time (s) |', '|---|---|']
+    lines += [f'| {k} | {v:.0f} |' for k, v in times.items()]
+    lines += [f'| total | {sum(times.values()):.0f} |', '',
+              f'Search plots: {wd}/search/search_curve.png, '
+              f'{wd}/search/pareto.png']
+    text = '\n'.join(lines) + '\n'
+    with open(osp.join(wd, 'summary.md'), 'w') as f:
+        f.write(text)
+    print('\n' + text)
+
+
+if __name__ == '__main__':
+    main()
