@@ -85,10 +85,10 @@ class FlopsBinPathSampler(UniformPathSampler):
         self.bins = [(lo + i * (hi - lo) / n, lo + (i + 1) * (hi - lo) / n)
                      for i in range(n)]
         self.max_tries = max_tries
-        self._dead_bins = set()
+        self._dead_bins = set()  # bins found unreachable stay dead
+        self._seen: Tuple[float, float] = (float('inf'), float('-inf'))
 
     def sample(self) -> Arch:
-        seen: Tuple[float, float] = (float('inf'), float('-inf'))
         while len(self._dead_bins) < len(self.bins):
             b = self.rng.choice(
                 [i for i in range(len(self.bins)) if i not in self._dead_bins])
@@ -96,7 +96,7 @@ class FlopsBinPathSampler(UniformPathSampler):
             for _ in range(self.max_tries):
                 arch = super().sample()
                 f = arch_flops(self.search_space, arch)
-                seen = (min(seen[0], f), max(seen[1], f))
+                self._seen = (min(self._seen[0], f), max(self._seen[1], f))
                 if lo <= f < hi or (f == hi == self.flops_range[1]):
                     return arch
             self._dead_bins.add(b)
@@ -104,7 +104,7 @@ class FlopsBinPathSampler(UniformPathSampler):
             f'FlopsBinPathSampler: no path with backbone FLOPs in '
             f'[{self.flops_range[0]:.4g}, {self.flops_range[1]:.4g}] MACs '
             f'after {self.max_tries} draws per bin; FLOPs seen: '
-            f'[{seen[0]:.4g}, {seen[1]:.4g}]')
+            f'[{self._seen[0]:.4g}, {self._seen[1]:.4g}]')
 
 
 def sample_synced(sampler: UniformPathSampler) -> Arch:

@@ -32,7 +32,7 @@ def load_local_checkpoint(filename: str, map_location=None):
     try:
         return torch.load(filename, map_location=map_location,
                           weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError,
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError,
             zipfile.BadZipFile, ValueError) as e:
         raise RuntimeError(
             f'cannot read checkpoint {filename!r} '

@@ -45,8 +45,7 @@ def check_outputs(outs, channels, h, w, n=1, out_indices=(0, 1, 2, 3)):
     assert isinstance(outs, tuple)
     assert len(outs) == len(out_indices)
     for out, i in zip(outs, out_indices):
-        assert out.shape == (n, channels[i], *expected_hw(h, w, i)), (i, h,
-                                                                     w)
+        assert out.shape == (n, channels[i], *expected_hw(h, w, i)), (i, h, w)
 
 
 def _rel_diff(a, b):
@@ -135,8 +134,7 @@ def test_out_indices(out_indices):
     with torch.no_grad():
         outs = model(torch.randn(2, 3, 67, 99))
     check_outputs(
-        outs, PRESET_CHANNELS['300M'][0], 67, 99, n=2,
-        out_indices=out_indices)
+        outs, PRESET_CHANNELS['300M'][0], 67, 99, n=2, out_indices=out_indices)
 
 
 def test_out_indices_with_last_conv():
@@ -191,8 +189,8 @@ def test_set_arch():
     # the official name, resolved with the backbone's search space
     space, official_idx = OFFICIAL_ARCHS['COCO-FPN-300M']
     assert space == '300M'
-    assert model.set_arch('COCO-FPN-300M') == tuple(
-        CHOICE_NAMES[i] for i in official_idx)
+    assert model.set_arch('COCO-FPN-300M') == tuple(CHOICE_NAMES[i]
+                                                    for i in official_idx)
 
 
 def test_subnet_set_arch():
@@ -253,12 +251,17 @@ def test_slice_supernet_state_dict_keys():
     state = {'backbone.' + k: v for k, v in supernet.state_dict().items()}
     state['neck.layers.0.shuffle_3x3.w'] = torch.ones(1)  # not the backbone
     sliced = slice_supernet_state_dict(state, arch)
-    expected = {'backbone.' + k for k in DetNASShuffleNetV2(
-        arch=arch).state_dict()} | {'neck.layers.0.shuffle_3x3.w'}
+    expected = {
+        'backbone.' + k
+        for k in DetNASShuffleNetV2(arch=arch).state_dict()
+    } | {'neck.layers.0.shuffle_3x3.w'}
     assert set(sliced) == expected
     assert all(sliced[k] is state[k] for k in sliced)
-    state = {k: v for k, v in state.items()
-             if not k.startswith(f'backbone.layers.7.{arch[7]}.')}
+    state = {
+        k: v
+        for k, v in state.items()
+        if not k.startswith(f'backbone.layers.7.{arch[7]}.')
+    }
     with pytest.raises(KeyError, match=r'\[7\]'):
         slice_supernet_state_dict(state, arch)
 
@@ -347,8 +350,8 @@ def test_frozen_stages(frozen_stages):
     model.train()
     stage_of_layer = [0] * 4 + [1] * 4 + [2] * 8 + [3] * 4
     frozen = [model.stem] + [
-        layer for layer, s in zip(model.layers, stage_of_layer)
-        if s < frozen_stages
+        layer
+        for layer, s in zip(model.layers, stage_of_layer) if s < frozen_stages
     ]
     trainable = [
         layer for layer, s in zip(model.layers, stage_of_layer)

@@ -69,18 +69,22 @@ def test_custom_search_space_builds():
         model.set_arch([2] * 5)
 
 
-@pytest.mark.parametrize('change,error', [
-    (dict(stem_channels=7), ValueError),
-    (dict(stage_channels=[16, 33, 64, 128]), ValueError),
-    (dict(choices=['shuffle_3x3', 'shuffle_9x9']), ValueError),
-    (dict(choices=[]), ValueError),
-    (dict(choices=['shuffle_3x3', 'shuffle_3x3']), ValueError),
-    (dict(stage_blocks=[1, 1, 1]), ValueError),
-    (dict(stage_blocks=[1, 0, 1, 1]), ValueError),
-    (dict(stage_channels=[16, 32, 64], stage_blocks=[1, 1, 1]), ValueError),
-    (dict(depth=3), TypeError),
-    (dict(name='300M'), ValueError),  # differs from the preset of that name
-])
+@pytest.mark.parametrize(
+    'change,error',
+    [
+        (dict(stem_channels=7), ValueError),
+        (dict(stage_channels=[16, 33, 64, 128]), ValueError),
+        (dict(choices=['shuffle_3x3', 'shuffle_9x9']), ValueError),
+        (dict(choices=[]), ValueError),
+        (dict(choices=['shuffle_3x3', 'shuffle_3x3']), ValueError),
+        (dict(stage_blocks=[1, 1, 1]), ValueError),
+        (dict(stage_blocks=[1, 0, 1, 1]), ValueError),
+        (dict(stage_channels=[16, 32, 64], stage_blocks=[1, 1, 1
+                                                         ]), ValueError),
+        (dict(depth=3), TypeError),
+        (dict(name='300M'),
+         ValueError),  # differs from the preset of that name
+    ])
 def test_custom_search_space_errors(change, error):
     cfg = dict(CUSTOM, **change)
     with pytest.raises(error):
@@ -102,10 +106,10 @@ def test_odd_channel_message():
 # ------------------------------------------------------------ architectures
 def test_official_archs():
     expected = {
-        'COCO-FPN-300M': [2, 1, 2, 0, 2, 1, 1, 2, 3, 3, 1, 3, 0, 0, 3, 1, 3, 1,
-                          3, 2],
-        'COCO-RetinaNet-300M': [2, 3, 1, 1, 3, 2, 1, 3, 3, 1, 1, 1, 3, 3, 2,
-                                0, 3, 3, 3, 3],
+        'COCO-FPN-300M':
+        [2, 1, 2, 0, 2, 1, 1, 2, 3, 3, 1, 3, 0, 0, 3, 1, 3, 1, 3, 2],
+        'COCO-RetinaNet-300M':
+        [2, 3, 1, 1, 3, 2, 1, 3, 3, 1, 1, 1, 3, 3, 2, 0, 3, 3, 3, 3],
     }
     for name, idx in expected.items():
         space, arch = official_arch(name)
@@ -113,10 +117,11 @@ def test_official_archs():
         assert arch == tuple(NAMES[i] for i in idx)
         assert arch_to_indices(arch, space) == idx
         assert resolve_arch(name) == (space, arch)
-    big = [0, 0, 3, 1, 2, 1, 0, 2, 0, 3, 1, 2, 3, 3, 2, 0, 2, 1, 1, 3, 2, 0,
-           2, 2, 2, 1, 3, 1, 0, 3, 3, 3, 1, 3, 3, 3, 3, 3, 3, 3]
-    for name, preset in (('COCO-FPN-1.3G', '1.3G'), ('COCO-FPN-3.8G',
-                                                      '3.8G')):
+    big = [
+        0, 0, 3, 1, 2, 1, 0, 2, 0, 3, 1, 2, 3, 3, 2, 0, 2, 1, 1, 3, 2, 0, 2, 2,
+        2, 1, 3, 1, 0, 3, 3, 3, 1, 3, 3, 3, 3, 3, 3, 3
+    ]
+    for name, preset in (('COCO-FPN-1.3G', '1.3G'), ('COCO-FPN-3.8G', '3.8G')):
         space, arch = resolve_arch(name)
         assert space is PRESETS[preset]
         assert arch == tuple(NAMES[i] for i in big)

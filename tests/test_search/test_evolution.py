@@ -7,10 +7,10 @@ import pytest
 
 from mmdetnas.search import PRESETS, arch_cost
 from mmdetnas.search.constraints import ArchConstraints
-from mmdetnas.search.evolution import (crossover, crowding_distance,
-                                       dominates, mutate, non_dominated_sort,
-                                       nsga2_rank, objectives, pareto_front,
-                                       random_arch, topk_single)
+from mmdetnas.search.evolution import (crossover, crowding_distance, dominates,
+                                       mutate, non_dominated_sort, nsga2_rank,
+                                       objectives, pareto_front, random_arch,
+                                       topk_single)
 
 SPACE = PRESETS['300M']
 
@@ -110,8 +110,9 @@ def test_non_dominated_sort_known_set():
 
 def test_non_dominated_sort_duplicates_and_random():
     # equal points do not dominate each other
-    assert [sorted(f) for f in non_dominated_sort([(1, 1), (1, 1),
-                                                   (2, 2)])] == [[0, 1], [2]]
+    assert [sorted(f)
+            for f in non_dominated_sort([(1, 1), (1, 1), (2, 2)])] == [[0, 1],
+                                                                       [2]]
     rng = random.Random(0)
     for _ in range(20):
         pts = [(rng.randint(0, 6), rng.randint(0, 6), rng.randint(0, 6))
@@ -138,8 +139,10 @@ def test_nsga2_rank():
 
 
 def test_topk_and_objectives():
-    records = [dict(score=s, flops=f) for s, f in [(0.3, 1), (0.5, 2),
-                                                     (0.5, 3), (0.1, 4)]]
+    records = [
+        dict(score=s, flops=f)
+        for s, f in [(0.3, 1), (0.5, 2), (0.5, 3), (0.1, 4)]
+    ]
     top = topk_single(records, 2)
     assert top == [records[1], records[2]]  # ties: earlier first
     assert objectives(records[0], 'flops') == (-0.3, 1.0)

@@ -26,8 +26,7 @@ class FakeRunner:
 
 def _hook(seed=0, **kwargs):
     return PathSamplerHook(
-        sampler=dict(type='mmdetnas.UniformPathSampler', seed=seed),
-        **kwargs)
+        sampler=dict(type='mmdetnas.UniformPathSampler', seed=seed), **kwargs)
 
 
 def test_before_train_iter_sets_path():

@@ -94,8 +94,8 @@ def test_flops_bin_sampler_in_range():
 
 
 def test_flops_bin_sampler_unreachable():
-    sampler = FlopsBinPathSampler('300M', (1e6, 2e6), 1e6, max_tries=30,
-                                  seed=0)
+    sampler = FlopsBinPathSampler(
+        '300M', (1e6, 2e6), 1e6, max_tries=30, seed=0)
     with pytest.raises(RuntimeError, match='FLOPs seen') as e:
         sampler.sample()
     m = re.search(r'FLOPs seen: \[([\d.e+]+), ([\d.e+]+)\]', str(e.value))
@@ -143,8 +143,7 @@ def test_sample_synced_two_ranks():
     """Ranks with different seeds run rank 0's path."""
     ctx = mp.get_context('spawn')
     queue = ctx.SimpleQueue()
-    mp.spawn(
-        _sync_worker, args=(2, _free_port(), queue), nprocs=2, join=True)
+    mp.spawn(_sync_worker, args=(2, _free_port(), queue), nprocs=2, join=True)
     results = {}
     while not queue.empty():
         rank, own, paths = queue.get()
@@ -161,4 +160,5 @@ def test_sample_synced_two_ranks():
 def test_sample_synced_single_process():
     a = UniformPathSampler('300M', seed=3)
     b = UniformPathSampler('300M', seed=3)
-    assert [sample_synced(a) for _ in range(3)] == [b.sample() for _ in range(3)]
+    assert [sample_synced(a)
+            for _ in range(3)] == [b.sample() for _ in range(3)]

@@ -185,8 +185,11 @@ def test_convert_reference_layouts(tmp_path, convert_tool, reference_keys,
     layout = reference_keys[entry]
     ref = _synthesize(layout)
     src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'out' / 'conv.pth')
-    torch.save(dict(state_dict={REFERENCE_PREFIX + k: v
-                                for k, v in ref.items()}), src)
+    torch.save(
+        dict(state_dict={
+            REFERENCE_PREFIX + k: v
+            for k, v in ref.items()
+        }), src)
     out, space, arch = convert_tool.main([src, dst])
     saved = _read(dst)['state_dict']
     assert set(saved) == set(out) and len(saved) == len(ref)
@@ -200,8 +203,8 @@ def test_convert_reference_layouts(tmp_path, convert_tool, reference_keys,
         model = DetNASShuffleNetV2(search_space=space)
     else:
         assert arch_to_indices(arch, space) == official_idx
-        assert load_arch_file(str(tmp_path / 'out' / 'conv_arch.yaml')) == (
-            space, arch)
+        assert load_arch_file(str(tmp_path / 'out' /
+                                  'conv_arch.yaml')) == (space, arch)
         model = DetNASShuffleNetV2(
             search_space=space, arch=arch, shuffle_order='interleave')
     model.load_state_dict(saved, strict=True)
@@ -232,8 +235,10 @@ def test_convert_documented_mapping(tmp_path, convert_tool, reference_keys):
     out, _, _ = convert_tool.main([src, dst, '--prefix', 'backbone.'])
     saved = _read(dst)['state_dict']
     pairs = {
-        'first_conv.conv.weight': 'stem.conv.weight',
-        'first_conv.bn.bias': 'stem.bn.bias',
+        'first_conv.conv.weight':
+        'stem.conv.weight',
+        'first_conv.bn.bias':
+        'stem.bn.bias',
         'features.0.conv.0.interstellar1a_shufflenet_7x7_branch2a.weight':
         'layers.0.shuffle_7x7.branch_main.0.conv.weight',
         'features.0.conv.1.interstellar1a_shufflenet_7x7_branch2b_s.weight':

@@ -21,8 +21,8 @@ def _full_checkpoint(path):
     for v in (1.0, 2.0, 4.0):
         buffer.update(v)
     ckpt = dict(
-        state_dict=OrderedDict(weight=torch.arange(6.).reshape(2, 3),
-                               bias=torch.ones(2)),
+        state_dict=OrderedDict(
+            weight=torch.arange(6.).reshape(2, 3), bias=torch.ones(2)),
         meta=dict(epoch=3, lr=np.float64(0.02)),
         message_hub=dict(log_scalars=OrderedDict(loss=buffer)))
     torch.save(ckpt, path)

@@ -76,7 +76,13 @@ class PathSamplerHook(Hook):
         self._activate(sample_synced(self.sampler))
 
     def _before_eval(self, runner, what: str) -> None:
-        arch = self.eval_arch or sample_synced(self.sampler)
+        arch = self.eval_arch
+        if arch is None:
+            # draw without consuming the training sequence, so a resumed
+            # run samples the same training paths as an uninterrupted one
+            state = self.sampler.state_dict()
+            arch = sample_synced(self.sampler)
+            self.sampler.load_state_dict(state)
         self._activate(arch)
         print_log(f'supernet {what} with path {list(arch)}', logger='current')
 
