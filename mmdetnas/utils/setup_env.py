@@ -50,6 +50,24 @@ def adapt_sync_bn(cfg: Config, launcher: str) -> int:
     return n
 
 
+def init_cpu_dist(launcher: str) -> bool:
+    """Start the gloo process group for a CPU-only ``pytorch`` launch.
+
+    mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device``,
+    which fails on a CPU-only torch; with the group already started the
+    Runner skips its own ``init_dist``. Returns True if it started one.
+    """
+    import torch.distributed as dist
+    if launcher != 'pytorch' or torch.cuda.is_available() \
+            or dist.is_initialized():
+        return False
+    dist.init_process_group(backend='gloo')
+    print_log(
+        f'CPU-only torch: started the gloo process group (rank '
+        f'{dist.get_rank()} of {dist.get_world_size()})', logger='current')
+    return True
+
+
 def prepare_cfg(args, default_work_dir_root: str = './work_dirs') -> Config:
     """Load a config and apply mmdet's common flags.
 
@@ -78,6 +96,16 @@ def prepare_cfg(args, default_work_dir_root: str = './work_dirs') -> Config:
                 optim.type = 'AmpOptimWrapper'
                 optim.loss_scale = 'dynamic'
     adapt_sync_bn(cfg, args.launcher)
+    if init_cpu_dist(args.launcher):
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+        # mmengine passes device_ids=[LOCAL_RANK], which DDP rejects for
+        # CPU modules; a wrapper config with device_ids=None takes priority
+        wrapper = cfg.get('model_wrapper_cfg') or dict(
+            type='MMDistributedDataParallel', broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        wrapper['device_ids'] = None
+        cfg.model_wrapper_cfg = wrapper
     return cfg
 
 
