@@ -210,8 +210,8 @@ def run(args, device, rep, tmp):
         rows.append([
             label, common.fmt_stat(cs, 1e3 / n_img),
             common.fmt_stat(ss, 1e3 / n_img), common.fmt_ratio(ratio),
-            f"{'yes' if same else 'NO'} ({scores['candidate']:.4f} / "
-            f"{scores['subnet']:.4f})", f'{pred_diff:.1e} ({n_det} boxes)'
+            f"{'yes' if same else 'NO'} ({scores['candidate']:.4g} / "
+            f"{scores['subnet']:.4g})", f'{pred_diff:.1e} ({n_det} boxes)'
         ])
         data.append(dict(arch=list(arch), label=label, times=t, ratio=ratio,
                          scores=scores, pred_diff=pred_diff,

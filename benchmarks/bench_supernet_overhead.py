@@ -237,7 +237,9 @@ def main(argv=None):
         caption=f'Peak memory of {args.mem_iters} training iteration(s), '
         f'method: {mem_method}. SGD momentum buffers exist for every '
         'trainable parameter (the steady state of training; for the '
-        'supernet: every block of every choice). "state" = bytes of '
+        'supernet: every block of every choice); the workers use seeded '
+        'initial weights (memory does not depend on the values). "state" = '
+        'bytes of '
         'parameters + buffers + gradients + optimizer state that exist after '
         'the iterations.')
     worst_t, worst_m = max(all_ratios), max(mem_ratios)

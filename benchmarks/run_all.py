@@ -110,6 +110,11 @@ def report(results, args, env, total_s) -> str:
         f"- Versions: torch {env['torch']}, mmdet {env['mmdet']}, mmengine "
         f"{env['mmengine']}, mmcv {env['mmcv']}, mmdetnas "
         f"{env['mmdetnas']}, python {env['python']}",
+        '- Load average (1/5/15 min) at start: '
+        + '/'.join(f'{x:.2f}' for x in env['load'][0]) + ', at end: '
+        + '/'.join(f'{x:.2f}' for x in env['load'][1])
+        + ' (the machine is shared; benchmarks run with nice and one '
+        'torch thread per process unless --threads)',
         '- Method: both sides of every ratio are measured in the same run, '
         'alternating (A B / B A rounds) after warm-up; tables give the '
         'median [IQR] (min-max); a ratio is the ratio of the medians, its '
@@ -133,6 +138,7 @@ def report(results, args, env, total_s) -> str:
 def main(argv=None):
     args = parse_args(argv)
     t0 = time.perf_counter()
+    load_start = os.getloadavg()
     tmp = tempfile.mkdtemp(prefix='mmdetnas-bench-all-')
     results = []
     try:
@@ -147,6 +153,7 @@ def main(argv=None):
     torch.set_num_threads(max(1, args.threads))
     env = common.env_info(common.pick_device(args.device))
     env['date'] = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+    env['load'] = (load_start, os.getloadavg())
     text = report(results, args, env, total)
     if args.out:
         out = args.out

@@ -1,0 +1,133 @@
+"""A real search on a trained supernet with mmdet's CocoMetric, through
+tools/search.py, on tiny data; resume after kill -9; 2 gloo processes."""
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mmdetnas.search import load_arch_file
+from tests.e2e_utils import ROOT, coco_options, make_tiny_coco, run_tool
+
+QS = 'configs/quickstart'
+SUPERNET = f'{QS}/detnas_supernet_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py'
+SEARCH = f'{QS}/detnas_search_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py'
+SMALL = ['train_cfg.max_generations=2', 'train_cfg.population_size=4',
+         'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
+         'train_cfg.top_k=2', 'train_cfg.calib_iters=2',
+         'train_cfg.calib_batch_size=2']
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A tiny COCO set and a supernet trained a few iterations on it."""
+    tmp = tmp_path_factory.mktemp('search')
+    coco = make_tiny_coco(str(tmp / 'coco'))
+    wd = tmp / 'supernet'
+    run_tool(['tools/train.py', SUPERNET, '--work-dir', str(wd),
+              '--cfg-options', *coco_options(coco),
+              'model.backbone.init_cfg=None', 'train_cfg.max_iters=10',
+              'train_cfg.val_interval=100',
+              'default_hooks.checkpoint.interval=10'])
+    return coco, str(wd / 'iter_10.pth')
+
+
+def records(work_dir):
+    with open(osp.join(work_dir, 'candidates.jsonl')) as f:
+        return [json.loads(x) for x in f if x.strip()]
+
+
+def key(rows):
+    return [(r['index'], r['generation'], r['arch'], r['score'],
+             r['metrics']) for r in rows]
+
+
+def search(trained, work_dir, *extra, **kw):
+    coco, ckpt = trained
+    return run_tool(['tools/search.py', SEARCH, ckpt, '--work-dir',
+                     str(work_dir), *extra, '--cfg-options',
+                     *coco_options(coco), *SMALL], **kw)
+
+
+def test_real_search_writes_every_output(trained, tmp_path):
+    out = search(trained, tmp_path)
+    rows = records(tmp_path)
+    assert len(rows) == 8
+    assert len({tuple(r['arch']) for r in rows}) == 8
+    for r in rows:
+        assert 'coco/bbox_mAP' in r['metrics'] and r['flops'] <= 300e6
+        assert r['eval_seconds'] > 0 and r['calib_seconds'] > 0
+    space, best = load_arch_file(str(tmp_path / 'best_arch.yaml'))
+    assert list(best) == max(rows, key=lambda r: r['score'])['arch']
+    for name in ('topk.yaml', 'search_curve.png', 'pareto.png',
+                 'search_state.pkl'):
+        assert osp.getsize(tmp_path / name) > 0
+    log = out.stdout + out.stderr
+    assert 'export_subnet.py' in log and 'model.backbone.arch=' in log
+    assert '[search] generation 2/2 done' in log
+
+
+def test_search_killed_then_resumed_equals_uninterrupted(trained, tmp_path):
+    full = tmp_path / 'full'
+    search(trained, full)
+    killed = tmp_path / 'killed'
+    coco, ckpt = trained
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    proc = subprocess.Popen(
+        [sys.executable, 'tools/search.py', SEARCH, ckpt, '--work-dir',
+         str(killed), '--cfg-options', *coco_options(coco), *SMALL],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    jsonl = killed / 'candidates.jsonl'
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if jsonl.exists() and len(records(killed)) >= 3:
+            break
+        if proc.poll() is not None:
+            pytest.fail('search ended before it could be killed')
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(records(killed))
+    assert 3 <= done < 8
+    search(trained, killed, '--resume')
+    assert key(records(killed)) == key(records(full))
+    assert load_arch_file(str(killed / 'best_arch.yaml')) == load_arch_file(
+        str(full / 'best_arch.yaml'))
+
+
+def test_two_gloo_processes_equal_one(trained, tmp_path):
+    one = tmp_path / 'one'
+    search(trained, one)
+    coco, ckpt = trained
+    two = tmp_path / 'two'
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
+               PYTHONWARNINGS='ignore', PORT='29611')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_search.sh', SEARCH, ckpt, '2', '--work-dir',
+         str(two), '--cfg-options', *coco_options(coco), *SMALL],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert 'gloo process group (rank 1 of 2)' in proc.stdout + proc.stderr
+    a, b = records(one), records(two)
+    assert [(r['arch'], r['generation']) for r in a] == \
+        [(r['arch'], r['generation']) for r in b]
+    for ra, rb in zip(a, b):
+        assert ra['score'] == pytest.approx(rb['score'], abs=1e-6)
+
+
+def test_impossible_constraint_fails_clearly(trained, tmp_path):
+    coco, ckpt = trained
+    out = run_tool(['tools/search.py', SEARCH, ckpt, '--work-dir',
+                    str(tmp_path / 'x'), '--cfg-options',
+                    *coco_options(coco), *SMALL,
+                    'train_cfg.flops=[1000000000.0,None]'], check=False)
+    assert out.returncode != 0
+    assert 'no candidate satisfies the constraints' in out.stderr
+    assert 'flops seen [' in out.stderr
