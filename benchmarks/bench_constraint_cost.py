@@ -161,8 +161,8 @@ def main(argv=None):
         results[key] = dict(stats=s, pct=pct, per_accepted_pct=per_acc_pct)
         rows.append([
             label, len(xs), common.fmt_stat(s, 1e6),
-            f'{s["median"] / ev_s:.2e} ({pct:.4f}%)',
-            '' if per_acc_pct is None else f'{per_acc_pct:.4f}%'
+            f'{s["median"] / ev_s:.3g} ({pct:.3g}%)',
+            '' if per_acc_pct is None else f'{per_acc_pct:.3g}%'
         ])
     rep.data = dict(results=results, candidate_eval=ev, acceptance=accept,
                     table_entries=table, constraint=dict(

@@ -220,8 +220,9 @@ def run(args, device, rep, tmp):
                  'noisy estimate')
     rep.note('BN recalibration runs the same calibration batches on every '
              'rank (statistics independent of the process count), so it '
-             'does not speed up with more processes; evaluation is split '
-             'across ranks')
+             'does not speed up with more processes (with 2 processes on 2 '
+             'shared cores it slows down when anything else runs); '
+             'evaluation is split across ranks')
     if not (1 in tp and n2 in tp):
         rep.headline(f'scaling efficiency {n2} vs 1 process', None)
     for n, fs in failed.items():

@@ -21,6 +21,7 @@ import gc
 import importlib.util
 import json
 import logging
+import math
 import os
 import os.path as osp
 import platform
@@ -224,12 +225,22 @@ def paired_ratio(a: Sequence[float], b: Sequence[float]) -> dict:
     return s
 
 
+def fmt_num(x: float, digits: int = 3) -> str:
+    """``digits`` significant digits, without exponent between 1e-3 and
+    1e6 (``1942``, ``22.1``, ``0.381``)."""
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    if 1e-3 <= abs(x) < 1e6:
+        decimals = max(digits - 1 - int(math.floor(math.log10(abs(x)))), 0)
+        return f'{x:.{decimals}f}'
+    return f'{x:.{digits}g}'
+
+
 def fmt_stat(s: dict, scale: float = 1.0, digits: int = 3) -> str:
     """``median [q1, q3] (min-max)`` scaled."""
-    f = f'{{:.{digits}g}}'
-    return (f"{f.format(s['median'] * scale)} "
-            f"[{f.format(s['q1'] * scale)}, {f.format(s['q3'] * scale)}]"
-            f" ({f.format(s['min'] * scale)}-{f.format(s['max'] * scale)})")
+    def f(k):
+        return fmt_num(s[k] * scale, digits)
+    return f"{f('median')} [{f('q1')}, {f('q3')}] ({f('min')}-{f('max')})"
 
 
 def fmt_ratio(s: dict) -> str:
@@ -267,6 +278,7 @@ class Report:
         self.data: dict = {}
         self.headlines: List[dict] = []
         self.t0 = time.perf_counter()
+        self.load_start = os.getloadavg()
 
     def headline(self, label: str, ratio: Optional[float]) -> None:
         """The ratio(s) summarised by run_all.py (None: not measured)."""
@@ -287,7 +299,10 @@ class Report:
 
     def markdown(self, level: int = 2) -> str:
         h = '#' * level
+        load = '/'.join(f'{x:.2f}' for x in self.load_start) + ' -> ' + \
+            '/'.join(f'{x:.2f}' for x in os.getloadavg())
         out = [f'{h} {self.title}', '', f'Environment: {env_line(self.env)}'
+               f' | load avg (1/5/15 min) {load}'
                + ('  (SMOKE MODE: numbers not meaningful)'
                   if self.smoke else ''), '']
         for t in self.tables:

@@ -33,14 +33,22 @@ BASELINE = ('shuffle_3x3', ) * 20  # plain ShuffleNetV2 layout
 # schedule overrides of --tiny (CI); the configs hold the full quickstart
 TINY = dict(
     fashion=['--num-train', '1000', '--num-val', '200'],
-    pretrain=['train_cfg.max_iters=40', 'default_hooks.checkpoint.interval=40'],
-    supernet=['train_cfg.max_iters=60', 'train_cfg.val_interval=60',
-              'default_hooks.checkpoint.interval=60'],
-    search=['train_cfg.max_generations=2', 'train_cfg.population_size=4',
-            'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
-            'train_cfg.top_k=2', 'train_cfg.calib_iters=2'],
-    retrain=['train_cfg.max_iters=30', 'train_cfg.val_interval=30',
-             'default_hooks.checkpoint.interval=30'],
+    pretrain=[
+        'train_cfg.max_iters=40', 'default_hooks.checkpoint.interval=40'
+    ],
+    supernet=[
+        'train_cfg.max_iters=60', 'train_cfg.val_interval=60',
+        'default_hooks.checkpoint.interval=60'
+    ],
+    search=[
+        'train_cfg.max_generations=2', 'train_cfg.population_size=4',
+        'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
+        'train_cfg.top_k=2', 'train_cfg.calib_iters=2'
+    ],
+    retrain=[
+        'train_cfg.max_iters=30', 'train_cfg.val_interval=30',
+        'default_hooks.checkpoint.interval=30'
+    ],
 )
 FULL = dict(fashion=['--num-train', '6000', '--num-val', '1000'])
 
@@ -51,14 +59,19 @@ def run(cmd, log_dir, name, times):
     os.makedirs(log_dir, exist_ok=True)
     log = osp.join(log_dir, f'{name}.log')
     t0 = time.time()
-    with open(log, 'w') as f:
+    with open(log, 'a') as f:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True)
         for line in proc.stdout:
             f.write(line)
-            if ' - mmengine - ' in line or 'Error' in line or \
-                    line.startswith(('exported', 'split', 'wrote', 'Average')):
+            if (' - mmengine - ' in line and 'paramwise_options' not in line
+                    and 'Config:' not in line) or 'Error' in line or \
+                    line.startswith(('exported', 'split', 'wrote', 'Tree',
+                                     'supernet_train', 'search_val', 'test ')):
                 sys.stdout.write(line)
         rc = proc.wait()
     times[name] = times.get(name, 0.0) + time.time() - t0
@@ -86,13 +99,19 @@ def test_metrics(work_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--tiny', action='store_true',
-                        help='CI-sized schedules (a few minutes)')
-    parser.add_argument('--retinanet', action='store_true',
-                        help='RetinaNet supernet instead of Faster R-CNN')
+    parser.add_argument(
+        '--tiny',
+        action='store_true',
+        help='CI-sized schedules (a few minutes)')
+    parser.add_argument(
+        '--retinanet',
+        action='store_true',
+        help='RetinaNet supernet instead of Faster R-CNN')
     parser.add_argument('--work-dir', default='work_dirs/quickstart')
-    parser.add_argument('--skip-data', action='store_true',
-                        help='reuse data/ prepared by an earlier run')
+    parser.add_argument(
+        '--skip-data',
+        action='store_true',
+        help='reuse data/ prepared by an earlier run')
     args = parser.parse_args(argv)
     py = sys.executable
     wd = args.work_dir
@@ -106,29 +125,44 @@ def main(argv=None):
         return ['--cfg-options', *items] if items else []
 
     if not args.skip_data:
-        run([py, 'tools/dataset_converters/prepare_neon_trees.py',
-             '--out-dir', 'data/neon_trees'], logs, 'data', times)
-        run([py, 'tools/dataset_converters/prepare_fashion_mnist.py',
-             '--out-dir', 'data/fashion_mnist', *sched['fashion']], logs,
-            'data', times)
+        if osp.isdir(logs):
+            for old in glob.glob(osp.join(logs, '*.log')):
+                os.remove(old)
+        run([
+            py, 'tools/dataset_converters/prepare_neon_trees.py', '--out-dir',
+            'data/neon_trees'
+        ], logs, 'data', times)
+        run([
+            py, 'tools/dataset_converters/prepare_fashion_mnist.py',
+            '--out-dir', 'data/fashion_mnist', *sched['fashion']
+        ], logs, 'data', times)
 
     pre_dir = osp.join(wd, 'pretrain')
-    run([py, 'tools/train.py',
-         f'{QS}/detnas_supernet_shufflenetv2-300m_quick_fashion-mnist.py',
-         '--work-dir', pre_dir, *opts('pretrain')], logs, 'pretrain', times)
+    run([
+        py, 'tools/train.py',
+        (f'{QS}/'
+         f'detnas_supernet_shufflenetv2-300m_quick_fashion-mnist.py'),
+        '--work-dir', pre_dir, *opts('pretrain')
+    ], logs, 'pretrain', times)
 
     sup_dir = osp.join(wd, 'supernet')
-    sup_cfg = f'{QS}/detnas_supernet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py'
-    run([py, 'tools/train.py', sup_cfg, '--work-dir', sup_dir,
-         *opts('supernet', 'model.backbone.init_cfg.checkpoint=' +
-               last_checkpoint(pre_dir))], logs, 'supernet', times)
+    sup_cfg = (
+        f'{QS}/'
+        f'detnas_supernet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py')
+    run([
+        py, 'tools/train.py', sup_cfg, '--work-dir', sup_dir,
+        *opts('supernet',
+              'model.backbone.init_cfg.checkpoint=' + last_checkpoint(pre_dir))
+    ], logs, 'supernet', times)
     supernet_ckpt = last_checkpoint(sup_dir)
 
     search_dir = osp.join(wd, 'search')
-    run([py, 'tools/search.py',
-         f'{QS}/detnas_search_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py',
-         supernet_ckpt, '--work-dir', search_dir, *opts('search')], logs,
-        'search', times)
+    run([
+        py, 'tools/search.py',
+        (f'{QS}/'
+         f'detnas_search_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py'),
+        supernet_ckpt, '--work-dir', search_dir, *opts('search')
+    ], logs, 'search', times)
 
     from mmdetnas.search import PRESETS, arch_flops, load_arch_file
     from mmdetnas.search.arch import save_arch_file
@@ -137,28 +171,39 @@ def main(argv=None):
     baseline_yaml = save_arch_file(
         osp.join(wd, 'baseline_arch.yaml'), BASELINE, '300M')
     rows = []
-    sub_cfg = f'{QS}/detnas_subnet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py'
+    sub_cfg = (
+        f'{QS}/'
+        f'detnas_subnet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py')
     for tag, arch_file in (('searched', osp.join(search_dir,
                                                  'best_arch.yaml')),
                            ('baseline', baseline_yaml)):
         arch = load_arch_file(arch_file)[1]
         sliced = osp.join(wd, f'{tag}_subnet.pth')
-        run([py, 'tools/model_converters/export_subnet.py', supernet_ckpt,
-             arch_file, sliced], logs, 'retrain', times)
+        run([
+            py, 'tools/model_converters/export_subnet.py', supernet_ckpt,
+            arch_file, sliced
+        ], logs, 'retrain', times)
         rdir = osp.join(wd, f'retrain_{tag}')
         arch_opt = f'model.backbone.arch={arch_file}'
-        run([py, 'tools/train.py', sub_cfg, '--work-dir', rdir,
-             *opts('retrain', arch_opt, f'load_from={sliced}')], logs,
-            'retrain', times)
+        run([
+            py, 'tools/train.py', sub_cfg, '--work-dir', rdir,
+            *opts('retrain', arch_opt, f'load_from={sliced}')
+        ], logs, 'retrain', times)
         tdir = osp.join(wd, f'test_{tag}')
-        run([py, 'tools/test.py', sub_cfg, last_checkpoint(rdir),
-             '--work-dir', tdir, '--cfg-options', arch_opt], logs, 'test',
-            times)
+        run([
+            py, 'tools/test.py', sub_cfg,
+            last_checkpoint(rdir), '--work-dir', tdir, '--cfg-options',
+            arch_opt
+        ], logs, 'test', times)
         m = test_metrics(tdir)
-        rows.append(dict(
-            name=tag, arch=arch, flops=arch_flops(PRESETS['300M'], arch),
-            search_map=scores.get(arch), test_map=m.get('coco/bbox_mAP'),
-            test_map50=m.get('coco/bbox_mAP_50')))
+        rows.append(
+            dict(
+                name=tag,
+                arch=arch,
+                flops=arch_flops(PRESETS['300M'], arch),
+                search_map=scores.get(arch),
+                test_map=m.get('coco/bbox_mAP'),
+                test_map50=m.get('coco/bbox_mAP_50')))
 
     write_summary(wd, rows, times, args)
 
@@ -184,15 +229,16 @@ def write_summary(wd, rows, times, args):
     ]
     for r in rows:
         idx = ''.join(map(str, arch_to_indices(r['arch'], space)))
-        lines.append(
-            f"| {r['name']} | `{idx}` | {r['flops'] / 1e6:.1f} | "
-            f"{_fmt(r['search_map'])} | {_fmt(r['test_map'])} | "
-            f"{_fmt(r['test_map50'])} |")
+        lines.append(f"| {r['name']} | `{idx}` | {r['flops'] / 1e6:.1f} | "
+                     f"{_fmt(r['search_map'])} | {_fmt(r['test_map'])} | "
+                     f"{_fmt(r['test_map50'])} |")
     lines += ['', '| stage | wall time (s) |', '|---|---|']
     lines += [f'| {k} | {v:.0f} |' for k, v in times.items()]
-    lines += [f'| total | {sum(times.values()):.0f} |', '',
-              f'Search plots: {wd}/search/search_curve.png, '
-              f'{wd}/search/pareto.png']
+    lines += [
+        f'| total | {sum(times.values()):.0f} |', '',
+        f'Search plots: {wd}/search/search_curve.png, '
+        f'{wd}/search/pareto.png'
+    ]
     text = '\n'.join(lines) + '\n'
     with open(osp.join(wd, 'summary.md'), 'w') as f:
         f.write(text)

@@ -50,7 +50,8 @@ def main(argv=None):
     if cfg.train_cfg.get('type') != 'mmdetnas.EvolutionSearchLoop':
         raise ValueError(
             f'{args.config}: train_cfg.type must be '
-            f"'mmdetnas.EvolutionSearchLoop', got {cfg.train_cfg.get('type')!r}")
+            "'mmdetnas.EvolutionSearchLoop', got "
+            f"{cfg.train_cfg.get('type')!r}")
     cfg.load_from = args.checkpoint
     cfg.resume = False  # the loop resumes from its own search state
     cfg.train_cfg.resume = args.resume

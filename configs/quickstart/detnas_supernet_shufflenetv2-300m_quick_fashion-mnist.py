@@ -23,7 +23,8 @@ val_dataloader = dict(
     batch_size=64, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-optim_wrapper = dict(optimizer=dict(lr=0.1))
+# lr 0.5 x 32 / 1024 (linear scaling of the paper's recipe), rounded
+optim_wrapper = dict(optimizer=dict(lr=0.02))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0, end_factor=1e-3, by_epoch=False,
          begin=0, end=max_iters)

@@ -14,9 +14,9 @@ from mmdetnas.utils.setup_env import prepare_cfg, register_all_modules
 from tests.e2e_utils import ROOT
 
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p
-    and not osp.basename(p).startswith('neon-trees'))
+    p for p in glob.glob(
+        osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p and not osp.basename(p).startswith('neon-trees'))
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -31,14 +31,15 @@ def test_config_folder_is_not_empty():
     assert len(CONFIGS) >= 20
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(p, ROOT) for p in CONFIGS])
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, ROOT) for p in CONFIGS])
 def test_every_config_builds(path):
     from mmdet.registry import MODELS
     cfg = Config.fromfile(path)
     model = MODELS.build(cfg.model)
-    backbones = [m for m in model.modules()
-                 if isinstance(m, DetNASShuffleNetV2)]
+    backbones = [
+        m for m in model.modules() if isinstance(m, DetNASShuffleNetV2)
+    ]
     assert len(backbones) == 1
     stage = osp.basename(path).split('_')[1]
     # supernet and search configs search; subnet configs are fixed
@@ -57,10 +58,15 @@ def test_every_config_builds(path):
 
 
 def test_sync_bn_becomes_bn_only_where_it_cannot_work(tmp_path):
-    path = osp.join(ROOT, 'configs/detnas/'
-                    'detnas_supernet_faster-rcnn_shufflenetv2-300m_fpn_1x_coco.py')
-    args = Namespace(config=path, launcher='none', cfg_options=None,
-                     work_dir=str(tmp_path), amp=False)
+    path = osp.join(
+        ROOT, 'configs/detnas/'
+        'detnas_supernet_faster-rcnn_shufflenetv2-300m_fpn_1x_coco.py')
+    args = Namespace(
+        config=path,
+        launcher='none',
+        cfg_options=None,
+        work_dir=str(tmp_path),
+        amp=False)
     cfg = prepare_cfg(args)
     text = cfg.pretty_text
     assert 'SyncBN' not in text and "type='BN'" in text
@@ -88,18 +94,22 @@ def test_exported_subnet_in_stock_mmdet_configs(name, _, tmp_path):
     arch_file = save_arch_file(str(tmp_path / 'arch.yaml'), arch, space)
     supernet = DetNASShuffleNetV2(search_space='300M')
     sliced = slice_supernet_state_dict(
-        {'backbone.' + k: v for k, v in supernet.state_dict().items()},
-        arch, prefix='backbone.')
+        {
+            'backbone.' + k: v
+            for k, v in supernet.state_dict().items()
+        },
+        arch,
+        prefix='backbone.')
     ckpt = str(tmp_path / 'subnet.pth')
     torch.save(dict(state_dict=sliced), ckpt)
 
     cfg = Config.fromfile(
         osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', name))
     cfg.model.backbone = dict(
-        type='mmdetnas.DetNASShuffleNetV2', arch=arch_file,
+        type='mmdetnas.DetNASShuffleNetV2',
+        arch=arch_file,
         out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=ckpt,
-                      prefix='backbone.'))
+        init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='backbone.'))
     cfg.model.neck.in_channels = list(space.stage_channels)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -107,9 +117,13 @@ def test_exported_subnet_in_stock_mmdet_configs(name, _, tmp_path):
         assert torch.equal(v, sliced['backbone.' + k]), k
     model.eval()
     x = torch.rand(1, 3, 96, 128) * 255
-    sample = DetDataSample(metainfo=dict(
-        img_shape=(96, 128), ori_shape=(96, 128), pad_shape=(96, 128),
-        batch_input_shape=(96, 128), scale_factor=(1.0, 1.0)))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(96, 128),
+            ori_shape=(96, 128),
+            pad_shape=(96, 128),
+            batch_input_shape=(96, 128),
+            scale_factor=(1.0, 1.0)))
     with torch.no_grad():
         data = model.data_preprocessor(
             dict(inputs=[x[0].byte()], data_samples=[sample]), False)

@@ -14,12 +14,18 @@ from mmdetnas.search import load_arch_file
 from tests.e2e_utils import ROOT, coco_options, make_tiny_coco, run_tool
 
 QS = 'configs/quickstart'
-SUPERNET = f'{QS}/detnas_supernet_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py'
-SEARCH = f'{QS}/detnas_search_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py'
-SMALL = ['train_cfg.max_generations=2', 'train_cfg.population_size=4',
-         'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
-         'train_cfg.top_k=2', 'train_cfg.calib_iters=2',
-         'train_cfg.calib_batch_size=2']
+SUPERNET = (
+    f'{QS}/'
+    f'detnas_supernet_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py')
+SEARCH = (
+    f'{QS}/'
+    f'detnas_search_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py')
+SMALL = [
+    'train_cfg.max_generations=2', 'train_cfg.population_size=4',
+    'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
+    'train_cfg.top_k=2', 'train_cfg.calib_iters=2',
+    'train_cfg.calib_batch_size=2'
+]
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +36,12 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('search')
     coco = make_tiny_coco(str(tmp / 'coco'))
     wd = tmp / 'supernet'
-    run_tool(['tools/train.py', SUPERNET, '--work-dir', str(wd),
-              '--cfg-options', *coco_options(coco),
-              'model.backbone.init_cfg=None', 'train_cfg.max_iters=10',
-              'train_cfg.val_interval=100',
-              'default_hooks.checkpoint.interval=10'])
+    run_tool([
+        'tools/train.py', SUPERNET, '--work-dir',
+        str(wd), '--cfg-options', *coco_options(coco),
+        'model.backbone.init_cfg=None', 'train_cfg.max_iters=10',
+        'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=10'
+    ])
     return coco, str(wd / 'iter_10.pth')
 
 
@@ -44,15 +51,16 @@ def records(work_dir):
 
 
 def key(rows):
-    return [(r['index'], r['generation'], r['arch'], r['score'],
-             r['metrics']) for r in rows]
+    return [(r['index'], r['generation'], r['arch'], r['score'], r['metrics'])
+            for r in rows]
 
 
 def search(trained, work_dir, *extra, **kw):
     coco, ckpt = trained
-    return run_tool(['tools/search.py', SEARCH, ckpt, '--work-dir',
-                     str(work_dir), *extra, '--cfg-options',
-                     *coco_options(coco), *SMALL], **kw)
+    return run_tool([
+        'tools/search.py', SEARCH, ckpt, '--work-dir',
+        str(work_dir), *extra, '--cfg-options', *coco_options(coco), *SMALL
+    ], **kw)
 
 
 def test_real_search_writes_every_output(trained, tmp_path):
@@ -79,11 +87,14 @@ def test_search_killed_then_resumed_equals_uninterrupted(trained, tmp_path):
     killed = tmp_path / 'killed'
     coco, ckpt = trained
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
-    proc = subprocess.Popen(
-        [sys.executable, 'tools/search.py', SEARCH, ckpt, '--work-dir',
-         str(killed), '--cfg-options', *coco_options(coco), *SMALL],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([
+        sys.executable, 'tools/search.py', SEARCH, ckpt, '--work-dir',
+        str(killed), '--cfg-options', *coco_options(coco), *SMALL
+    ],
+                            cwd=ROOT,
+                            env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     jsonl = killed / 'candidates.jsonl'
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -107,12 +118,21 @@ def test_two_gloo_processes_equal_one(trained, tmp_path):
     search(trained, one)
     coco, ckpt = trained
     two = tmp_path / 'two'
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
-               PYTHONWARNINGS='ignore', PORT='29611')
-    proc = subprocess.run(
-        ['bash', 'tools/dist_search.sh', SEARCH, ckpt, '2', '--work-dir',
-         str(two), '--cfg-options', *coco_options(coco), *SMALL],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        OMP_NUM_THREADS='1',
+        PYTHONWARNINGS='ignore',
+        PORT='29611')
+    proc = subprocess.run([
+        'bash', 'tools/dist_search.sh', SEARCH, ckpt, '2', '--work-dir',
+        str(two), '--cfg-options', *coco_options(coco), *SMALL
+    ],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert 'gloo process group (rank 1 of 2)' in proc.stdout + proc.stderr
     a, b = records(one), records(two)
@@ -124,10 +144,12 @@ def test_two_gloo_processes_equal_one(trained, tmp_path):
 
 def test_impossible_constraint_fails_clearly(trained, tmp_path):
     coco, ckpt = trained
-    out = run_tool(['tools/search.py', SEARCH, ckpt, '--work-dir',
-                    str(tmp_path / 'x'), '--cfg-options',
-                    *coco_options(coco), *SMALL,
-                    'train_cfg.flops=[1000000000.0,None]'], check=False)
+    out = run_tool([
+        'tools/search.py', SEARCH, ckpt, '--work-dir',
+        str(tmp_path / 'x'), '--cfg-options', *coco_options(coco), *SMALL,
+        'train_cfg.flops=[1000000000.0,None]'
+    ],
+                   check=False)
     assert out.returncode != 0
     assert 'no candidate satisfies the constraints' in out.stderr
     assert 'flops seen [' in out.stderr

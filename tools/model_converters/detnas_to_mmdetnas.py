@@ -112,7 +112,8 @@ def infer_space(state: Dict[str, torch.Tensor]) -> SearchSpace:
     raise ValueError(
         f'no search space preset has stem width {stem} and '
         f'{len(layers)} layers; expected one of '
-        f'{[(s.name, s.stem_channels, s.num_layers) for s in PRESETS.values()]}')
+        f'{[(s.name, s.stem_channels, s.num_layers) for s in PRESETS.values()]}'  # noqa: E501
+    )
 
 
 def convert(state: Dict[str, torch.Tensor]):

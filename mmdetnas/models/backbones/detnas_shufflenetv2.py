@@ -238,9 +238,10 @@ class DetNASShuffleNetV2(BaseModule):
 _LAYER_KEY = re.compile(r'^(?P<prefix>.*?)layers\.(?P<i>\d+)\.(?P<c>\w+?)\.')
 
 
-def slice_supernet_state_dict(state_dict: Dict[str, torch.Tensor],
-                              arch: Arch,
-                              prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:
+def slice_supernet_state_dict(
+        state_dict: Dict[str, torch.Tensor],
+        arch: Arch,
+        prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:
     """Keep only the chosen blocks of a supernet state dict.
 
     Keys of the searchable layers look like
