@@ -39,7 +39,8 @@ train_dataloader = dict(
 custom_hooks = [
     dict(
         type='mmdetnas.PathSamplerHook',
-        sampler=dict(type='mmdetnas.UniformPathSampler'))
+        sampler=dict(type='mmdetnas.UniformPathSampler'),
+        calib_iters=100)  # BN recalibration before validating a path
 ]
 # unselected choices get no gradient in an iteration
 find_unused_parameters = True

@@ -31,7 +31,8 @@ optim_wrapper = dict(optimizer=dict(lr=0.01))
 custom_hooks = [
     dict(
         type='mmdetnas.PathSamplerHook',
-        sampler=dict(type='mmdetnas.UniformPathSampler'))
+        sampler=dict(type='mmdetnas.UniformPathSampler'),
+        calib_iters=100)  # BN recalibration before validating a path
 ]
 find_unused_parameters = True
 auto_scale_lr = dict(enable=False, base_batch_size=16)

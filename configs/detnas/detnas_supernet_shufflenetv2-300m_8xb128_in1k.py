@@ -25,7 +25,8 @@ model = dict(
 custom_hooks = [
     dict(
         type='mmdetnas.PathSamplerHook',
-        sampler=dict(type='mmdetnas.UniformPathSampler'))
+        sampler=dict(type='mmdetnas.UniformPathSampler'),
+        calib_iters=20)  # BN recalibration before validating a path
 ]
 # unselected choices get no gradient in an iteration
 find_unused_parameters = True

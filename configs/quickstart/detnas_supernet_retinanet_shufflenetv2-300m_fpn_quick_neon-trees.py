@@ -46,3 +46,9 @@ default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+custom_hooks = [
+    dict(
+        type='mmdetnas.PathSamplerHook',
+        sampler=dict(type='mmdetnas.UniformPathSampler'),
+        calib_iters=5)
+]

@@ -6,6 +6,12 @@ _base_ = '../detnas/detnas_supernet_shufflenetv2-300m_8xb128_in1k.py'
 data_root = 'data/fashion_mnist/'
 max_iters = 300
 model = dict(num_classes=10, backbone=dict(norm_cfg=dict(type='BN')))
+custom_hooks = [
+    dict(
+        type='mmdetnas.PathSamplerHook',
+        sampler=dict(type='mmdetnas.UniformPathSampler'),
+        calib_iters=10)
+]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdetnas.RandomResizedCrop', size=64, scale=(0.35, 1.0)),

@@ -67,6 +67,7 @@ def test_classifier_supernet_trains_and_resumes(tmp_path):
     assert_learns(wd)
     assert osp.isfile(wd / 'iter_40.pth')
     assert 'accuracy/top1' in out.stdout + out.stderr
+    assert 'BN recalibrated' in out.stdout + out.stderr
     # an explicit --resume PATH continues from iteration 20
     wd2 = tmp_path / 'resumed'
     out = train(

@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 
 from mmdetnas.registry import HOOKS, TASK_UTILS
 from mmdetnas.search.arch import resolve_arch
+from mmdetnas.search.bn_recalibration import arch_seed, recalibrate_bn
 from mmdetnas.search.samplers import sample_synced
 
 
@@ -37,6 +38,13 @@ class PathSamplerHook(Hook):
             defaults to the backbone's.
         eval_arch (list | str, optional): Path used for validation/test of
             the supernet. ``None`` samples one path per evaluation (logged).
+        calib_iters (int): Before a validation/test of the supernet,
+            recalibrate the BN statistics of the evaluated path with this
+            many training batches (DetNAS Sec. 3.4). The running statistics
+            of a supernet mix every path, so without it (0) the metric of a
+            path is not meaningful.
+        calib_batch_size (int, optional): Images per recalibration batch
+            (default: the training batch size).
 
     The sampler's RNG state is saved in checkpoints, so a resumed run samples
     the same paths as an uninterrupted one.
@@ -45,9 +53,13 @@ class PathSamplerHook(Hook):
 
     def __init__(self,
                  sampler: dict = dict(type='mmdetnas.UniformPathSampler'),
-                 eval_arch=None):
+                 eval_arch=None,
+                 calib_iters: int = 0,
+                 calib_batch_size: Optional[int] = None):
         self.sampler_cfg = sampler
         self.eval_arch = eval_arch
+        self.calib_iters = calib_iters
+        self.calib_batch_size = calib_batch_size
         self.sampler = None
         self.backbones: List = []
 
@@ -84,7 +96,16 @@ class PathSamplerHook(Hook):
             arch = sample_synced(self.sampler)
             self.sampler.load_state_dict(state)
         self._activate(arch)
-        print_log(f'supernet {what} with path {list(arch)}', logger='current')
+        msg = f'supernet {what} with path {list(arch)}'
+        if self.calib_iters > 0:
+            model = runner.model.module if is_model_wrapper(
+                runner.model) else runner.model
+            loader = runner.train_dataloader
+            secs = recalibrate_bn(
+                model, loader.dataset, loader.collate_fn, self.calib_iters,
+                self.calib_batch_size or loader.batch_size, arch_seed(arch))
+            msg += f' (BN recalibrated in {secs:.1f} s)'
+        print_log(msg, logger='current')
 
     def before_val_epoch(self, runner) -> None:
         self._before_eval(runner, 'validation')

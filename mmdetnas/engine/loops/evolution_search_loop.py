@@ -17,23 +17,20 @@ import os.path as osp
 import pickle
 import random
 import time
-import zlib
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner.base_loop import BaseLoop
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.data import DataLoader, Subset
 
 from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
                                                      find_searchable_backbones)
 from mmdetnas.registry import LOOPS
 from mmdetnas.search.arch import (Arch, arch_to_indices, resolve_arch,
                                   save_arch_file)
+from mmdetnas.search.bn_recalibration import arch_seed, recalibrate_bn
 from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.evolution import (crossover, mutate, nsga2_rank,
                                        objectives, pareto_front, random_arch,
@@ -294,45 +291,15 @@ class EvolutionSearchLoop(BaseLoop):
         self._model().eval()
         return measure_latency(self._model(), self.latency_shape)
 
-    @torch.no_grad()
     def recalibrate_bn(self, arch: Arch) -> float:
-        """Reset BN running statistics and re-estimate them with
-        ``calib_iters`` train-mode forward passes of ``calib_batch_size``
-        training images, without gradients (DetNAS Sec. 3.4).
-
-        The images are drawn with a seed derived from ``seed`` and the
-        architecture, identically on every rank, so the statistics do not
-        depend on the number of processes. Returns the seconds spent.
-        """
-        t0 = time.time()
-        model = self._model()
-        bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-        momenta = [m.momentum for m in bns]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative moving average
-        dataset = self.dataloader.dataset
-        n = self.calib_iters * self.calib_batch_size
-        key = self.seed + zlib.crc32(','.join(arch).encode())
-        rng = np.random.default_rng(key)
-        idx = rng.choice(len(dataset), n, replace=n > len(dataset))
-        np.random.seed(key % 2**32)
-        random.seed(key)
-        torch.manual_seed(key)
-        loader = DataLoader(
-            Subset(dataset, idx.tolist()), batch_size=self.calib_batch_size,
-            shuffle=False, num_workers=0,
-            collate_fn=self.dataloader.collate_fn)
-        model.train()
-        try:
-            for batch in loader:
-                data = model.data_preprocessor(batch, True)
-                model._run_forward(data, mode='loss')
-        finally:
-            for m, mom in zip(bns, momenta):
-                m.momentum = mom
-            model.eval()
-        return time.time() - t0
+        """BN recalibration of ``arch`` with ``calib_iters`` batches of
+        ``calib_batch_size`` training images, identical on every rank
+        (seeded by ``seed`` and the architecture). Returns the seconds
+        spent."""
+        return recalibrate_bn(
+            self._model(), self.dataloader.dataset,
+            self.dataloader.collate_fn, self.calib_iters,
+            self.calib_batch_size, arch_seed(arch, self.seed))
 
     def _evaluate(self, arch: Arch) -> dict:
         """Score one candidate on the search split (all ranks)."""
