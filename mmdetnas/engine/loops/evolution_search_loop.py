@@ -364,11 +364,17 @@ class EvolutionSearchLoop(BaseLoop):
             best=max((r['score'] for r in self.records), default=math.nan),
             mean_topk=float(np.mean(scores)) if scores else math.nan)
         self.history.append(entry)
+        secs = sum(r['calib_seconds'] + r['eval_seconds']
+                   for r in self.records) / max(len(self.records), 1)
+        left = (self.max_generations - self.generation - 1) * \
+            self.population_size * secs
         print_log(
             f"[search] generation {self.generation + 1}/"
             f"{self.max_generations} done: best {entry['best']:.6f}, mean "
             f"top-{self.top_k} {entry['mean_topk']:.6f}, "
-            f"{entry['evaluated']} evaluated", logger='current')
+            f"{entry['evaluated']} evaluated, eta "
+            f"{time.strftime('%H:%M:%S', time.gmtime(left))}",
+            logger='current')
         self.generation += 1
         self.pending = None
         self._save_state()
