@@ -49,6 +49,9 @@ def parse_args(argv=None):
                    help='timed BN recalibrations (default 3, smoke 1)')
     p.add_argument('--work-dir', help='keep the runners\' files here '
                    '(default: a temporary directory, removed)')
+    p.add_argument('--supernet-ckpt',
+                   help='a trained quickstart supernet checkpoint (default: '
+                   'an initialised one, saved in a temporary folder)')
     args = p.parse_args(argv)
     s = args.smoke
     for k, full, smoke in (('paths', 2, 1), ('repeats', 6, 2),
@@ -164,7 +167,12 @@ def main(argv=None):
 
 
 def run(args, device, rep, tmp):
-    ckpt = common.make_supernet_checkpoint(osp.join(tmp, 'supernet.pth'))
+    ckpt = args.supernet_ckpt or common.make_supernet_checkpoint(
+        osp.join(tmp, 'supernet.pth'))
+    rep.note('supernet checkpoint: ' + (
+        args.supernet_ckpt if args.supernet_ckpt else
+        'an initialised quickstart supernet (benchmarks/common.py '
+        'make_supernet_checkpoint); pass --supernet-ckpt for a trained one'))
     t0 = time.perf_counter()
     runner, loop, cfg = build_search_runner(tmp, ckpt, args.images,
                                             args.smoke)

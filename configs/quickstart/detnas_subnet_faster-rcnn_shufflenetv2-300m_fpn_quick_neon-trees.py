@@ -10,7 +10,7 @@ arch = 'COCO-FPN-300M'
 model = dict(backbone=dict(arch=arch, init_cfg=None))
 custom_hooks = []
 find_unused_parameters = False
-max_iters = 150
+max_iters = 220
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
@@ -18,5 +18,5 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
          milestones=[int(max_iters * 0.75)], gamma=0.1)
 ]
-optim_wrapper = dict(optimizer=dict(lr=0.01))
+optim_wrapper = dict(optimizer=dict(lr=0.02))
 default_hooks = dict(checkpoint=dict(interval=max_iters))

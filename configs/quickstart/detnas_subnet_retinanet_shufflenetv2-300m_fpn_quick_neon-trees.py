@@ -5,7 +5,7 @@ arch = 'COCO-RetinaNet-300M'
 model = dict(backbone=dict(arch=arch, init_cfg=None))
 custom_hooks = []
 find_unused_parameters = False
-max_iters = 150
+max_iters = 220
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
@@ -13,5 +13,5 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
          milestones=[int(max_iters * 0.75)], gamma=0.1)
 ]
-optim_wrapper = dict(optimizer=dict(lr=0.005))
+optim_wrapper = dict(optimizer=dict(lr=0.01))
 default_hooks = dict(checkpoint=dict(interval=max_iters))

@@ -9,7 +9,9 @@ neon_test_ann_file = 'data/neon_trees/annotations/test.json'
 neon_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=neon_img_scale, keep_ratio=True),
+    # multi-scale training: crown sizes differ between sites
+    dict(type='RandomResize', scale=neon_img_scale, ratio_range=(0.8, 1.25),
+         keep_ratio=True),
     dict(type='RandomFlip', prob=0.5, direction=['horizontal', 'vertical']),
     dict(type='PackDetInputs')
 ]
