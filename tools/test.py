@@ -12,8 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mmdetnas.utils.setup_env import (build_runner, prepare_cfg,  # noqa
-                                      register_all_modules)
+from mmdetnas.utils.setup_env import (build_runner, finalize_dist,  # noqa
+                                      prepare_cfg, register_all_modules)
 
 
 def parse_args(argv=None):
@@ -65,7 +65,9 @@ def main(argv=None):
         cfg.test_evaluator.append(
             dict(type='DumpDetResults', out_file_path=args.out))
     runner = build_runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    finalize_dist()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mmdetnas.utils.setup_env import (build_runner, prepare_cfg,  # noqa
-                                      register_all_modules)
+from mmdetnas.utils.setup_env import (build_runner, finalize_dist,  # noqa
+                                      prepare_cfg, register_all_modules)
 
 
 def parse_args(argv=None):
@@ -62,6 +62,7 @@ def main(argv=None):
         cfg.load_from = args.resume
     runner = build_runner(cfg)
     runner.train()
+    finalize_dist()
 
 
 if __name__ == '__main__':

@@ -68,6 +68,19 @@ def init_cpu_dist(launcher: str) -> bool:
     return True
 
 
+def finalize_dist() -> None:
+    """Tear down the process group at the end of a tool.
+
+    Without it a gloo rank may abort at interpreter exit ("terminate called
+    without an active exception") after its work is done, failing the
+    launch with exit code -6.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def prepare_cfg(args, default_work_dir_root: str = './work_dirs') -> Config:
     """Load a config and apply mmdet's common flags.
 
