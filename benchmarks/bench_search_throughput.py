@@ -235,8 +235,13 @@ def run(args, device, rep, tmp):
         rep.headline(f'scaling efficiency {n2} vs 1 process', None)
     for n, fs in failed.items():
         for f in fs:
+            done = len(f['records']) >= args.population
             rep.verdict(f'{n}-process search runs', None, False,
-                        f"rc={f['rc']}, {len(f['records'])} candidates")
+                        f"rc={f['rc']}, {len(f['records'])} of "
+                        f'{args.population} candidates recorded'
+                        + ('; the search itself finished: the crash came '
+                           'at the end (outputs / process exit)'
+                           if done else ''))
             rep.note(f"FAILED: `{f['cmd']}`\n\n```\n"
                      f"{f['log_tail'][-3000:]}\n```")
     if args.smoke:

@@ -152,10 +152,11 @@ def main(argv=None):
         'iteration, path P vs fixed subnet P)', env, args.smoke)
     cfg = common.load_cfg(common.SUPERNET_CFG)
     batch = common.real_batch(cfg, args.batch_size)
-    shape = tuple(batch['inputs'][0].shape[-2:])
     paths = common.benchmark_paths(args.paths)
 
     supernet, sup_optim = build_side(cfg, 'supernet', paths[0], device)
+    padded = supernet.data_preprocessor(batch, True)['inputs']
+    shape = tuple(padded.shape[-2:])
     sup_state = {k: v.detach().clone()
                  for k, v in supernet.state_dict().items()}
     rows, mem_rows, data = [], [], []
@@ -219,8 +220,8 @@ def main(argv=None):
         ['path P', 'supernet ms/iter', 'subnet ms/iter',
          'ratio supernet/subnet', 'max abs loss diff'], rows,
         caption=f'Time of one training iteration (batch {args.batch_size} '
-        f'real tiles, {shape[0]}x{shape[1]} padded; median [IQR] (min-max) '
-        f'of {args.repeats} alternating rounds after {args.warmup} warm-up; '
+        f'real training tiles, padded batch {shape[0]}x{shape[1]}; median '
+        f'[IQR] (min-max) of {args.repeats} alternating rounds after {args.warmup} warm-up; '
         'ratio = ratio of medians, spread = per-round paired ratios). '
         'Path labels: official name or choice indices.')
     mem_method = ('torch.cuda.max_memory_allocated' if device == 'cuda' else
