@@ -5,7 +5,7 @@ arch = 'COCO-RetinaNet-300M'
 model = dict(backbone=dict(arch=arch, init_cfg=None))
 custom_hooks = []
 find_unused_parameters = False
-max_iters = 220
+max_iters = 150
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,

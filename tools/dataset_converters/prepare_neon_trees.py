@@ -395,6 +395,18 @@ def build_coco(tiles, img_id_start=1, ann_id_start=1):
         categories=CATEGORIES)
 
 
+def _indent(elem, level=0, space='    '):
+    """Pretty-print ``elem`` in place (``ET.indent`` needs Python 3.9)."""
+    pad = '\n' + space * level
+    if len(elem):
+        elem.text = pad + space
+        for child in elem:
+            _indent(child, level + 1, space)
+        child.tail = pad
+    if level and not elem.tail:
+        elem.tail = pad
+
+
 def voc_xml(tile):
     """Pascal VOC xml text of one tile.
 
@@ -429,7 +441,7 @@ def voc_xml(tile):
         for tag, v in zip(('xmin', 'ymin', 'xmax', 'ymax'),
                           (x0 + 1, y0 + 1, x1, y1)):
             ET.SubElement(bnd, tag).text = str(_num(v))
-    ET.indent(root, space='    ')
+    _indent(root)
     return ET.tostring(root, encoding='unicode') + '\n'
 
 
@@ -490,7 +502,8 @@ Origin
   Boxes: hand-drawn tree-crown annotations by the weecology lab
   (Weinstein et al.) for DeepForest, https://github.com/weecology/DeepForest
   Both are shipped as example data in the `deepforest` PyPI wheel
-  {PIP_SPEC} ({wheel_name}, sha256 {wheel_sha256}),
+  {PIP_SPEC} ({wheel_name},
+  sha256 {wheel_sha256}),
   folder deepforest/data/.
 Licence
   The deepforest package is MIT-licensed (wheel METADATA: "License: MIT";
@@ -499,15 +512,15 @@ Licence
 
 Images used
   supernet_train / search_val: disjoint tiles of
-    {SEARCH_IMAGE} (split at random, seed {seed},
-    about {1 - VAL_FRACTION:.0%} / {VAL_FRACTION:.0%}; the shifted last
-    row/column of tiles overlaps its neighbours)
+    {SEARCH_IMAGE}
+    (split at random, seed {seed}, about {1 - VAL_FRACTION:.0%} / {VAL_FRACTION:.0%}; the shifted last row/column
+    of tiles overlaps its neighbours, and a crown cut by a tile border can
+    appear in two tiles, so the two splits share some trees)
   test: tiles of {', '.join(TEST_IMAGES)}
     (SOAP_061 labels Dead/Alive are merged into Tree)
   Tiles of {tile} px (last row/column shifted inside the image); boxes
-  clipped to the tile, remnants with < {MIN_AREA_FRAC:.0%} of the original
-  area or a side < {MIN_SIZE} px dropped; tiles without boxes dropped.
-  Single class: Tree.
+  clipped to the tile, remnants with < {MIN_AREA_FRAC:.0%} of the original area or a
+  side < {MIN_SIZE} px dropped; tiles without boxes dropped. Single class: Tree.
 
 Counts
     split             images   boxes
