@@ -82,8 +82,7 @@ PIP_SPEC = 'deepforest==2.1.0'
 WHEEL_NAME = 'deepforest-2.1.0-py3-none-any.whl'
 DATA_PREFIX = 'deepforest/data/'
 SEARCH_IMAGE = '2019_YELL_2_528000_4978000_image_crop2'
-TEST_IMAGES = ('2019_YELL_2_541000_4977000_image_crop', 'OSBS_029',
-               'SOAP_061')
+TEST_IMAGES = ('2019_YELL_2_541000_4977000_image_crop', 'OSBS_029', 'SOAP_061')
 SPLITS = ('supernet_train', 'search_val', 'test')
 CLASS_NAME = 'Tree'
 CATEGORIES = [dict(id=1, name=CLASS_NAME, supercategory='plant')]
@@ -254,10 +253,7 @@ def tile_windows(width, height, tile):
             for x0 in tile_starts(width, tile)]
 
 
-def clip_boxes(boxes,
-               window,
-               min_area_frac=MIN_AREA_FRAC,
-               min_size=MIN_SIZE):
+def clip_boxes(boxes, window, min_area_frac=MIN_AREA_FRAC, min_size=MIN_SIZE):
     """Clip boxes to a window and drop the small remnants.
 
     Args:
@@ -274,12 +270,9 @@ def clip_boxes(boxes,
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     x0, y0, w, h = window
-    shifted = boxes - np.array([x0, y0, x0, y0], dtype=np.float64)
-    clipped = np.stack([
-        shifted[:, 0].clip(0, w), shifted[:, 1].clip(0, h),
-        shifted[:, 2].clip(0, w), shifted[:, 3].clip(0, h)
-    ],
-                       axis=1)
+    clipped = boxes - np.array([x0, y0, x0, y0], dtype=np.float64)
+    clipped[:, 0::2] = clipped[:, 0::2].clip(0, w)
+    clipped[:, 1::2] = clipped[:, 1::2].clip(0, h)
     cw = clipped[:, 2] - clipped[:, 0]
     ch = clipped[:, 3] - clipped[:, 1]
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -388,8 +381,11 @@ def build_coco(tiles, img_id_start=1, ann_id_start=1):
             description='NEON tree crowns (DeepForest example data), tiled',
             url='https://github.com/weecology/DeepForest',
             version=PIP_SPEC),
-        licenses=[dict(id=1, name='MIT', url='https://opensource.org/'
-                       'license/mit')],
+        licenses=[
+            dict(
+                id=1, name='MIT', url='https://opensource.org/'
+                'license/mit')
+        ],
         images=images,
         annotations=annotations,
         categories=CATEGORIES)
@@ -492,6 +488,8 @@ def readme_text(wheel_name, wheel_sha256, tile, seed, summary):
     """
     rows = '\n'.join(f'    {s:<16}{n_img:>8}{n_box:>8}'
                      for s, n_img, n_box in summary)
+    ratio = f'{1 - VAL_FRACTION:.0%} / {VAL_FRACTION:.0%}'
+    min_area = f'{MIN_AREA_FRAC:.0%}'
     return f"""NEON tree crowns (tiled), prepared by
 tools/dataset_converters/prepare_neon_trees.py --tile {tile} --seed {seed}
 
@@ -513,14 +511,15 @@ Licence
 Images used
   supernet_train / search_val: disjoint tiles of
     {SEARCH_IMAGE}
-    (split at random, seed {seed}, about {1 - VAL_FRACTION:.0%} / {VAL_FRACTION:.0%}; the shifted last row/column
-    of tiles overlaps its neighbours, and a crown cut by a tile border can
-    appear in two tiles, so the two splits share some trees)
+    (split at random, seed {seed}, about {ratio}; the shifted last
+    row/column of tiles overlaps its neighbours, and a crown cut by a tile
+    border can appear in two tiles, so the two splits share some trees)
   test: tiles of {', '.join(TEST_IMAGES)}
     (SOAP_061 labels Dead/Alive are merged into Tree)
   Tiles of {tile} px (last row/column shifted inside the image); boxes
-  clipped to the tile, remnants with < {MIN_AREA_FRAC:.0%} of the original area or a
-  side < {MIN_SIZE} px dropped; tiles without boxes dropped. Single class: Tree.
+  clipped to the tile, remnants with < {min_area} of the original area or a
+  side < {MIN_SIZE} px dropped; tiles without boxes dropped. Single class:
+  Tree.
 
 Counts
     split             images   boxes
@@ -584,8 +583,9 @@ def main(argv=None):
     for stem, (img, ann) in sources.items():
         t = make_tiles(stem, img, ann['boxes'], args.tile)
         n_windows = len(tile_windows(img.shape[1], img.shape[0], args.tile))
-        stats.append((stem, img.shape[1], img.shape[0], len(ann['boxes']),
-                      n_windows, len(t), sum(len(x['boxes']) for x in t)))
+        stats.append(
+            (stem, img.shape[1], img.shape[0], len(ann['boxes']), n_windows,
+             len(t), sum(len(x['boxes']) for x in t)))
         if stem == SEARCH_IMAGE:
             try:
                 val_ids = split_tiles([x['tile_id'] for x in t],
