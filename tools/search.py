@@ -13,31 +13,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 from mmdetnas.utils.setup_env import (build_runner, finalize_dist,  # noqa
-                                      prepare_cfg, register_all_modules)
+                                      parse_tool_args, prepare_cfg,
+                                      register_all_modules)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='DetNAS evolutionary search')
     parser.add_argument('config', help='search config file path')
     parser.add_argument('checkpoint', help='trained supernet checkpoint')
-    parser.add_argument('--work-dir', help='the dir to save search outputs')
     parser.add_argument(
         '--resume', action='store_true',
         help='continue from work_dir/search_state.pkl (after a kill)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. train_cfg.max_generations=5')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_tool_args(parser, argv)
 
 
 def main(argv=None):

@@ -6,6 +6,26 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 
+def parse_tool_args(parser, argv=None):
+    """Add the flags every tool shares with mmdet's tools (``--work-dir``,
+    ``--cfg-options``, ``--launcher``, ``--local-rank``), parse ``argv`` and
+    export ``LOCAL_RANK`` for the launcher."""
+    import os
+
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='the dir to save logs and outputs')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. model.backbone.arch=a.yaml')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
 def register_all_modules() -> None:
     """Register mmdet's and mmdetnas's modules (mmdet is the default
     scope, mmdetnas modules are named ``mmdetnas.X``)."""
