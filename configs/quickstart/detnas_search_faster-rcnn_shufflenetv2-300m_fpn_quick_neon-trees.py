@@ -25,7 +25,6 @@ train_cfg = dict(
     seed=0,
     retrain_config='configs/quickstart/'
     'detnas_subnet_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py')
-val_evaluator = dict(type='mmdetnas.FullPrecisionCocoMetric')
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=-1),
     logger=dict(interval=50))

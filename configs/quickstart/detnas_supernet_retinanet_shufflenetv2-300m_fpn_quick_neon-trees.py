@@ -27,9 +27,13 @@ val_dataloader = dict(
 test_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
     dataset={{_base_.test_dataset}})
+# mmdet's CocoMetric, unrounded, and 0 instead of no metric when nothing
+# is detected (a weak CPU-trained model may detect nothing)
 val_evaluator = dict(
+    type='mmdetnas.FullPrecisionCocoMetric',
     ann_file={{_base_.neon_search_val_ann_file}})
 test_evaluator = dict(
+    type='mmdetnas.FullPrecisionCocoMetric',
     ann_file={{_base_.neon_test_ann_file}})
 train_cfg = dict(
     _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
