@@ -495,8 +495,7 @@ class EvolutionSearchLoop(BaseLoop):
             return
         import yaml
         self._plot()
-        best = self._select(1)[0] if not self.multi_objective else \
-            topk_single(self.records, 1)[0]
+        best = topk_single(self.records, 1)[0]  # best score in both modes
         meta = {k: best[k] for k in ('score', 'flops', 'params', 'latency_ms',
                                      'generation', 'index')}
         meta['score_key'] = self.score_key
