@@ -27,6 +27,7 @@ import os.path as osp
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
@@ -96,11 +97,26 @@ def setup(args) -> str:
 
 
 def check_data() -> None:
+    """Prepare the tree-crown tiles when they are missing (fresh clone).
+
+    The benchmarks read the quickstart data; on a fresh clone it does not
+    exist yet, so the (deterministic) preparation script is run here, the
+    same call the quickstart makes. Raises ``SystemExit`` naming the command
+    when it fails."""
     ann = osp.join(DATA_ROOT, 'annotations', 'search_val.json')
-    if not osp.isfile(ann):
+    if osp.isfile(ann):
+        return
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'dataset_converters',
+                                    'prepare_neon_trees.py'),
+           '--out-dir', DATA_ROOT]
+    print(f'{ann} is missing: preparing it with: {" ".join(cmd)}',
+          flush=True)
+    rc = subprocess.run(cmd, cwd=ROOT).returncode
+    if rc != 0 or not osp.isfile(ann):
         raise SystemExit(
-            f'{ann} is missing: run `python tools/dataset_converters/'
-            'prepare_neon_trees.py --out-dir data/neon_trees` first')
+            f'preparing the data failed (rc {rc}); run `python tools/'
+            'dataset_converters/prepare_neon_trees.py --out-dir '
+            'data/neon_trees` and read its error')
 
 
 def _cpu_name() -> str:
