@@ -9,8 +9,9 @@ Stages (each one a plain tools/ command, printed before it runs):
   2. supernet fine-tuning, Faster R-CNN FPN (or RetinaNet) on the tiles
   3. evolutionary search + BN recalibration, CocoMetric on search_val
                                                        (tools/search.py)
-  4. re-training of the best subnet and of the all-3x3 baseline, both from
-     their weights sliced out of the supernet (export_subnet.py, train.py)
+  4. re-training of the best subnet and of the all-3x3 baseline with the
+     same schedule, as in DetNAS: a. classification on Fashion-MNIST from
+     scratch, b. detection fine-tuning on the tiles    (tools/train.py)
   5. test of both on the test split                    (tools/test.py)
 It ends with a table (architecture, backbone FLOPs, search-val mAP, test mAP
 and mAP@0.5, wall time per stage), written to DIR/summary.md.
@@ -44,6 +45,9 @@ TINY = dict(
         'train_cfg.max_generations=2', 'train_cfg.population_size=4',
         'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
         'train_cfg.top_k=2', 'train_cfg.calib_iters=2'
+    ],
+    subnet_pretrain=[
+        'train_cfg.max_iters=20', 'default_hooks.checkpoint.interval=20'
     ],
     retrain=[
         'train_cfg.max_iters=30', 'train_cfg.val_interval=30',
@@ -87,14 +91,19 @@ def last_checkpoint(work_dir):
         return f.read().strip()
 
 
-def test_metrics(work_dir):
-    """Metrics of the latest tools/test.py run in ``work_dir``."""
-    logs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
+def test_metrics(work_dir, pattern=osp.join('*', '*.json')):
+    """Metrics of the latest tools/test.py run in ``work_dir`` (with
+    ``pattern=osp.join('*', 'vis_data', 'scalars.json')``: the last value of
+    each scalar of the latest tools/train.py run)."""
+    logs = sorted(glob.glob(osp.join(work_dir, pattern)))
     if not logs:
-        raise FileNotFoundError(f'no test metrics json in {work_dir}')
+        raise FileNotFoundError(f'no metrics json in {work_dir}')
     with open(logs[-1]) as f:
         lines = [json.loads(x) for x in f if x.strip()]
     return {k: v for d in lines for k, v in d.items()}
+
+
+TRAIN_SCALARS = osp.join('*', 'vis_data', 'scalars.json')
 
 
 def main(argv=None):
@@ -171,6 +180,7 @@ def main(argv=None):
     baseline_yaml = save_arch_file(
         osp.join(wd, 'baseline_arch.yaml'), BASELINE, '300M')
     rows = []
+    sub_pre_cfg = f'{QS}/detnas_subnet_shufflenetv2-300m_quick_fashion-mnist.py'
     sub_cfg = (
         f'{QS}/'
         f'detnas_subnet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py')
@@ -178,16 +188,17 @@ def main(argv=None):
                                                  'best_arch.yaml')),
                            ('baseline', baseline_yaml)):
         arch = load_arch_file(arch_file)[1]
-        sliced = osp.join(wd, f'{tag}_subnet.pth')
+        arch_opt = f'model.backbone.arch={arch_file}'
+        pdir = osp.join(wd, f'pretrain_{tag}')
         run([
-            py, 'tools/model_converters/export_subnet.py', supernet_ckpt,
-            arch_file, sliced
+            py, 'tools/train.py', sub_pre_cfg, '--work-dir', pdir,
+            *opts('subnet_pretrain', arch_opt)
         ], logs, 'retrain', times)
         rdir = osp.join(wd, f'retrain_{tag}')
-        arch_opt = f'model.backbone.arch={arch_file}'
         run([
             py, 'tools/train.py', sub_cfg, '--work-dir', rdir,
-            *opts('retrain', arch_opt, f'load_from={sliced}')
+            *opts('retrain', arch_opt, 'model.backbone.init_cfg.checkpoint=' +
+                  last_checkpoint(pdir))
         ], logs, 'retrain', times)
         tdir = osp.join(wd, f'test_{tag}')
         run([
@@ -202,6 +213,9 @@ def main(argv=None):
                 arch=arch,
                 flops=arch_flops(PRESETS['300M'], arch),
                 search_map=scores.get(arch),
+                top1=test_metrics(pdir, TRAIN_SCALARS).get('accuracy/top1'),
+                retrained_map=test_metrics(rdir, TRAIN_SCALARS).get(
+                    'coco/bbox_mAP'),
                 test_map=m.get('coco/bbox_mAP'),
                 test_map50=m.get('coco/bbox_mAP_50')))
 
@@ -224,13 +238,15 @@ def write_summary(wd, rows, times, args):
         f'{os.cpu_count()} CPU cores, torch {torch.__version__}, '
         f'{"CUDA" if torch.cuda.is_available() else "CPU only"}.', '',
         '| subnet | architecture (choice indices) | backbone FLOPs (MMACs, '
-        '224x224) | search-val mAP | test mAP | test mAP@0.5 |',
-        '|---|---|---|---|---|---|'
+        '224x224) | search-val mAP (supernet) | Fashion-MNIST top-1 (%) | '
+        'search-val mAP (re-trained) | test mAP | test mAP@0.5 |',
+        '|---|---|---|---|---|---|---|---|'
     ]
     for r in rows:
         idx = ''.join(map(str, arch_to_indices(r['arch'], space)))
         lines.append(f"| {r['name']} | `{idx}` | {r['flops'] / 1e6:.1f} | "
-                     f"{_fmt(r['search_map'])} | {_fmt(r['test_map'])} | "
+                     f"{_fmt(r['search_map'])} | {_fmt(r['top1'], '.1f')} | "
+                     f"{_fmt(r['retrained_map'])} | {_fmt(r['test_map'])} | "
                      f"{_fmt(r['test_map50'])} |")
     lines += ['', '| stage | wall time (s) |', '|---|---|']
     lines += [f'| {k} | {v:.0f} |' for k, v in times.items()]

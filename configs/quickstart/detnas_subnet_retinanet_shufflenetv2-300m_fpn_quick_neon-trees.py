@@ -2,7 +2,8 @@
 _base_ = './detnas_supernet_retinanet_shufflenetv2-300m_fpn_quick_neon-trees.py'
 
 arch = 'COCO-RetinaNet-300M'
-model = dict(backbone=dict(arch=arch, init_cfg=None))
+pretrained = 'work_dirs/quickstart/pretrain_searched/iter_600.pth'
+model = dict(backbone=dict(arch=arch, init_cfg=dict(checkpoint=pretrained)))
 custom_hooks = []
 find_unused_parameters = False
 max_iters = 150

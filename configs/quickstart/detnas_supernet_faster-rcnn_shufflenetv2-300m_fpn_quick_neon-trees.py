@@ -26,7 +26,7 @@ model = dict(
         rpn=dict(nms_pre=500, max_per_img=300),
         rcnn=dict(score_thr=0.001, max_per_img=150)))
 
-max_iters = 250
+max_iters = 200
 train_dataloader = dict(
     batch_size=4, num_workers=1, persistent_workers=False,
     batch_sampler=None,

@@ -16,7 +16,7 @@ model = dict(
         anchor_generator=dict(octave_base_scale=2)),
     test_cfg=dict(nms_pre=500, max_per_img=150))
 
-max_iters = 250
+max_iters = 200
 train_dataloader = dict(
     batch_size=4, num_workers=1, persistent_workers=False,
     batch_sampler=None,

@@ -22,10 +22,19 @@ def test_tiny_quickstart_runs_the_whole_pipeline(tmp_path):
     assert len(rows) == 2
     for row in rows:
         cells = [c.strip() for c in row.strip('|').split('|')]
-        flops, search_map, test_map, test_map50 = cells[2:6]
+        flops, search_map, top1, retrained_map, test_map, test_map50 = \
+            cells[2:8]
         assert 0 < float(flops) <= 300.0  # MMACs, DetNAS convention
-        for v in (test_map, test_map50):
+        assert 0.0 <= float(top1) <= 100.0
+        for v in (search_map, retrained_map, test_map, test_map50):
             assert 0.0 <= float(v) <= 1.0
+    # re-training = classification from scratch, then detection fine-tuning
+    # that starts from that classification checkpoint (DetNAS Sec. 4.1)
+    retrain_log = (wd / 'logs' / 'retrain.log').read_text()
+    for tag in ('searched', 'baseline'):
+        ckpt = wd / f'pretrain_{tag}' / 'iter_20.pth'
+        assert ckpt.is_file()
+        assert f'load backbone. in model from: {ckpt}' in retrain_log
     for stage in ('pretrain', 'supernet', 'search', 'retrain', 'test'):
         assert f'| {stage} |' in text
     search = wd / 'search'

@@ -117,7 +117,7 @@ def test_subnet_trains_and_tests_with_coco_metric(coco, tmp_path):
     opts = coco_options(coco) + [
         'default_hooks.logger.interval=1',
         'default_hooks.checkpoint.interval=8', 'train_cfg.val_interval=100',
-        'model.backbone.arch=COCO-FPN-300M'
+        'model.backbone.arch=COCO-FPN-300M', 'model.backbone.init_cfg=None'
     ]
     wd = tmp_path / 'subnet'
     train(SUBNET, wd, 'train_cfg.max_iters=8', *opts)
