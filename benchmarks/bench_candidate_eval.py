@@ -3,7 +3,7 @@
 Scoring one candidate inside the search loop, without BN recalibration
 (:class:`mmdetnas.engine.EvolutionSearchLoop` of the quickstart search
 config: constraints check, path activation and ``runner.val_loop.run()`` on
-the supernet, i.e. ``loop._evaluate(arch)`` with ``calibrate_bn=False``) vs
+the supernet, i.e. ``loop.evaluate_candidate(arch)`` with ``calibrate_bn=False``) vs
 ``tools/test.py`` on the exported static subnet (the runner built exactly as
 ``tools/test.py`` builds it, from the quickstart subnet config with
 ``model.backbone.arch=P`` and the checkpoint written by
@@ -198,7 +198,7 @@ def run(args, device, rep, tmp):
         # pycocotools prints its summary: silenced on both sides alike
         def candidate(arch=arch):
             with quiet():
-                rec = loop._evaluate(arch)
+                rec = loop.evaluate_candidate(arch)
             scores['candidate'] = rec['score']
             return rec
 

@@ -67,7 +67,7 @@ def quick_candidate_eval(args, device) -> dict:
 
         def ev():
             with b2.quiet():
-                loop._evaluate(arch)
+                loop.evaluate_candidate(arch)
 
         t = common.alternate(dict(candidate=ev), 1, 3, device)
         return dict(seconds=common.summarize(t['candidate'])['median'],

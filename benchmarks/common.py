@@ -414,9 +414,9 @@ def load_cfg(path: str):
     """A config with SyncBN turned into BN (what the tools do on CPU /
     in one process)."""
     from mmengine.config import Config
-    from mmdetnas.utils.setup_env import _replace_sync_bn
+    from mmdetnas.utils.setup_env import sync_bn_to_bn
     cfg = Config.fromfile(path)
-    _replace_sync_bn(cfg._cfg_dict)
+    sync_bn_to_bn(cfg._cfg_dict)
     return cfg
 
 

@@ -72,11 +72,13 @@ def run(cmd, log_dir, name, times):
             text=True)
         for line in proc.stdout:
             f.write(line)
+            f.flush()  # `tail -f` the stage log while it runs
             if (' - mmengine - ' in line and 'paramwise_options' not in line
                     and 'Config:' not in line) or 'Error' in line or \
                     line.startswith(('exported', 'split', 'wrote', 'Tree',
                                      'supernet_train', 'search_val', 'test ')):
                 sys.stdout.write(line)
+                sys.stdout.flush()
         rc = proc.wait()
     times[name] = times.get(name, 0.0) + time.time() - t0
     if rc:

@@ -38,17 +38,20 @@ def register_all_modules() -> None:
     import mmdetnas.search  # noqa: F401
 
 
-def _replace_sync_bn(node) -> int:
+def sync_bn_to_bn(node) -> int:
+    """Turn every ``SyncBN``/``MMSyncBN``/``TorchSyncBN`` norm config found
+    in ``node`` (a config dict or list, walked recursively, changed in place)
+    into ``BN``. Returns the number of norm configs changed."""
     n = 0
     if isinstance(node, dict):
         if node.get('type') in ('SyncBN', 'MMSyncBN', 'TorchSyncBN'):
             node['type'] = 'BN'
             n += 1
         for v in node.values():
-            n += _replace_sync_bn(v)
+            n += sync_bn_to_bn(v)
     elif isinstance(node, (list, tuple)):
         for v in node:
-            n += _replace_sync_bn(v)
+            n += sync_bn_to_bn(v)
     return n
 
 
@@ -61,7 +64,7 @@ def adapt_sync_bn(cfg: Config, launcher: str) -> int:
     """
     if launcher != 'none' and torch.cuda.is_available():
         return 0
-    n = _replace_sync_bn(cfg._cfg_dict)
+    n = sync_bn_to_bn(cfg._cfg_dict)
     if n:
         why = 'single-process run' if launcher == 'none' else 'no CUDA'
         print_log(

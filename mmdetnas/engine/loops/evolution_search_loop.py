@@ -215,7 +215,7 @@ class EvolutionSearchLoop(BaseLoop):
             done = sum(
                 1 for r in self.records if r['generation'] == self.generation)
             for arch in self.pending[done:]:
-                record = self._evaluate(arch)
+                record = self.evaluate_candidate(arch)
                 self._add_record(record)
                 self._log_progress(record, start, n_start)
             self._end_generation()
@@ -301,8 +301,26 @@ class EvolutionSearchLoop(BaseLoop):
             self.dataloader.collate_fn, self.calib_iters,
             self.calib_batch_size, arch_seed(arch, self.seed))
 
-    def _evaluate(self, arch: Arch) -> dict:
-        """Score one candidate on the search split (all ranks)."""
+    def evaluate_candidate(self, arch: Arch) -> dict:
+        """Score one candidate on the search split; call it on all ranks.
+
+        Checks the constraints (rank 0, broadcast), activates ``arch`` in
+        the supernet, recalibrates BN when ``calibrate_bn`` is set, then runs
+        the runner's ``val_loop`` (mmdet's evaluator, e.g. CocoMetric).
+
+        Args:
+            arch (tuple[str]): a validated architecture of the search space.
+
+        Returns:
+            dict: the candidate record: ``arch``, ``arch_indices``,
+            ``flops`` (MACs), ``params``, ``latency_ms`` (or None),
+            ``score`` (the ``score_key`` metric), all ``metrics``,
+            ``calib_seconds`` and ``eval_seconds``. It is not added to the
+            search state.
+
+        Raises:
+            RuntimeError: ``score_key`` is not among the evaluator's metrics.
+        """
         info = broadcast_object(
             self.constraints.check(arch, self.want_latency)[1]
             if is_main_process() else None)
@@ -522,8 +540,14 @@ class EvolutionSearchLoop(BaseLoop):
         print_log(
             f'[search] best {self.score_key}={best["score"]:.6f} with '
             f'{best["flops"] / 1e6:.2f}M MACs: {best_path}\n'
-            'export the best subnet and re-train it with:\n'
+            're-train it (DetNAS Sec. 4.1: classification re-training of '
+            'the subnet, then detection fine-tuning from that checkpoint):\n'
+            f'  python tools/train.py {cfg} --cfg-options '
+            f'model.backbone.arch={best_path} '
+            'model.backbone.init_cfg.checkpoint=CLS_CKPT\n'
+            'or start from its weights in the supernet:\n'
             f'  python tools/model_converters/export_subnet.py {ckpt} '
             f'{best_path} {sub}\n'
             f'  python tools/train.py {cfg} --cfg-options '
-            f'model.backbone.arch={best_path}', logger='current')
+            f'model.backbone.arch={best_path} '
+            f'model.backbone.init_cfg.checkpoint={sub}', logger='current')
