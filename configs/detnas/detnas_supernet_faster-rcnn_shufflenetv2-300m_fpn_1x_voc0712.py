@@ -2,32 +2,19 @@
 # lr 0.02 divided by 10 at 15k and 20k, SyncBN, one path per iteration.
 _base_ = [
     'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py',
-    '../_base_/datasets/voc0712_search_split.py'
+    '../_base_/datasets/voc0712_search_split.py',
+    '../_base_/models/detnas_shufflenetv2-300m_supernet.py'
 ]
-custom_imports = dict(imports=['mmdetnas'], allow_failed_imports=False)
-
-search_space = '300M'
-stage_channels = [64, 160, 320, 640]
-pretrained = ('work_dirs/detnas_supernet_shufflenetv2-300m_8xb128_in1k/'
-              'iter_300000.pth')
-norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmdetnas.DetNASShuffleNetV2',
-        search_space=search_space,
-        out_indices=(0, 1, 2, 3),
-        norm_cfg=norm_cfg,
-        norm_eval=False,
-        frozen_stages=-1,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone={{_base_.detnas_backbone}},
     roi_head=dict(
         bbox_head=dict(
             type='Shared4Conv1FCBBoxHead',
             conv_out_channels=256,
-            norm_cfg=norm_cfg)),
-    neck=dict(in_channels=stage_channels, norm_cfg=norm_cfg))
+            norm_cfg={{_base_.norm_cfg}})),
+    neck=dict(
+        in_channels={{_base_.stage_channels}},
+        norm_cfg={{_base_.norm_cfg}}))
 
 data_root = 'data/VOCdevkit/'
 train_dataloader = dict(
@@ -69,11 +56,4 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2500))
 log_processor = dict(by_epoch=False)
 
-custom_hooks = [
-    dict(
-        type='mmdetnas.PathSamplerHook',
-        sampler=dict(type='mmdetnas.UniformPathSampler'),
-        calib_iters=100)  # BN recalibration before validating a path
-]
-find_unused_parameters = True
 auto_scale_lr = dict(enable=False, base_batch_size=16)
