@@ -103,14 +103,18 @@ def test_frcnn_supernet_trains_and_auto_resumes(coco, tmp_path):
 def test_retinanet_supernet_trains(coco, tmp_path):
     opts = coco_options(coco) + [
         'model.backbone.init_cfg=None', 'default_hooks.logger.interval=1',
-        'log_processor.window_size=1', 'default_hooks.checkpoint.interval=16',
+        'log_processor.window_size=1', 'default_hooks.checkpoint.interval=24',
         'train_cfg.val_interval=100', 'param_scheduler.0.end=2',
-        'optim_wrapper.optimizer.lr=0.01'
+        'optim_wrapper.optimizer.lr=0.02', 'randomness.seed=0'
     ]
+    # a new random path every iteration makes the focal loss noisy: 16
+    # iterations at lr 0.01 did not always show a decrease; 24 at lr 0.02
+    # did for seeds 0, 1 and 2 (3-5% lower in the last third), and the seed
+    # makes the run repeatable
     wd = tmp_path / 'retina'
-    train(RETINA, wd, 'train_cfg.max_iters=16', *opts)
+    train(RETINA, wd, 'train_cfg.max_iters=24', *opts)
     assert_learns(wd)
-    assert osp.isfile(wd / 'iter_16.pth')
+    assert osp.isfile(wd / 'iter_24.pth')
 
 
 def test_subnet_trains_and_tests_with_coco_metric(coco, tmp_path):

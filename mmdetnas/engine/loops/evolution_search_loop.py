@@ -468,6 +468,7 @@ class EvolutionSearchLoop(BaseLoop):
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
         if self.history:
             fig, ax = plt.subplots(figsize=(6, 4))
             gens = [h['generation'] + 1 for h in self.history]
@@ -476,6 +477,7 @@ class EvolutionSearchLoop(BaseLoop):
             ax.plot(gens, [h['mean_topk'] for h in self.history], 's--',
                     label=f'mean top-{self.top_k}')
             ax.set_xlabel('generation')
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(self.score_key)
             ax.set_title('evolutionary search')
             ax.grid(alpha=0.3)
