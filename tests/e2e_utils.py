@@ -86,6 +86,19 @@ def make_tiny_imagenet(root: str, classes=('a', 'b'), per_class: int = 4,
     return root
 
 
+def load_tool(relpath: str):
+    """Import a script of ``tools/`` (e.g.
+    ``'dataset_converters/split_search_set.py'``) as a module, so its
+    functions and ``main(argv)`` can be called in-process."""
+    import importlib.util
+    path = osp.join(ROOT, 'tools', relpath)
+    name = '_tool_' + osp.splitext(osp.basename(relpath))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(args: list, timeout: int = 600, check: bool = True):
     """Run ``python tools/...`` like a user, in the repository root."""
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')

@@ -2,7 +2,6 @@
 prepare_neon_trees.py and prepare_fashion_mnist.py, on tiny synthetic
 inputs built in ``tmp_path``."""
 import gzip
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,30 +13,22 @@ import cv2
 import numpy as np
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load_tool(name):
-    path = osp.join(ROOT, 'tools', 'dataset_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.e2e_utils import load_tool
 
 
 @pytest.fixture(scope='module')
 def split_tool():
-    return _load_tool('split_search_set')
+    return load_tool('dataset_converters/split_search_set.py')
 
 
 @pytest.fixture(scope='module')
 def neon_tool():
-    return _load_tool('prepare_neon_trees')
+    return load_tool('dataset_converters/prepare_neon_trees.py')
 
 
 @pytest.fixture(scope='module')
 def fashion_tool():
-    return _load_tool('prepare_fashion_mnist')
+    return load_tool('dataset_converters/prepare_fashion_mnist.py')
 
 
 # --------------------------------------------------------- split_search_set
@@ -78,9 +69,13 @@ def test_split_coco(tmp_path, split_tool, capsys):
     coco = _tiny_coco()
     ann_file = _write_json(tmp_path / 'instances_train.json', coco)
     out_dir = tmp_path / 'out'
-    split_tool.main(
+    paths = split_tool.main(
         [ann_file, '--num', '6', '--seed', '3', '--out-dir',
          str(out_dir)])
+    assert [osp.basename(p) for p in paths] == [
+        'instances_train_supernet_train.json',
+        'instances_train_search_val.json'
+    ]
     out = capsys.readouterr().out
     assert 'supernet_train' in out and 'search_val' in out
     train = json.loads(
@@ -161,6 +156,8 @@ def test_split_errors(tmp_path, split_tool, capsys):
     coco['annotations'][0]['image_id'] = 12345
     with pytest.raises(ValueError, match='refer to image ids'):
         split_tool.split_coco(coco, 1)
+    with pytest.raises(ValueError, match='20'):
+        split_tool.split_ids(list(range(20)), 20)  # nothing left to train
     with pytest.raises(ValueError, match='duplicate'):
         split_tool.split_ids(['a', 'b', 'a'], 1)
     assert not list((tmp_path).glob('*_search_val*'))
@@ -242,6 +239,20 @@ def test_neon_tiling_functions(neon_tool):
     assert neon_tool.tile_starts(30, 40) == [0]
     assert neon_tool.tile_windows(50, 30, 40) == [(0, 0, 40, 30),
                                                   (10, 0, 40, 30)]
+    # the windows of a larger image stay inside it and cover all of it
+    wins = neon_tool.tile_windows(1000, 450, 400)
+    covered = np.zeros((450, 1000), bool)
+    for x, y, w, h in wins:
+        assert x >= 0 and y >= 0 and x + w <= 1000 and y + h <= 450
+        covered[y:y + h, x:x + w] = True
+    assert covered.all()
+    kept, idx = neon_tool.clip_boxes(
+        np.array([[10, 10, 30, 30],  # inside
+                  [390, 10, 420, 30],  # 10 of 30 px inside: 33% < 40%
+                  [380, 10, 410, 30]]),  # 20 of 30 px inside: 67%
+        (0, 0, 400, 400))
+    assert idx.tolist() == [0, 2]
+    assert kept[1].tolist() == [380, 10, 400, 30]
     boxes = np.array([
         [30, 10, 50, 20],  # 50% inside after clipping -> kept
         [30, 10, 45, 20],  # 33% -> dropped
@@ -516,7 +527,8 @@ def test_fashion_balanced_subset(tmp_path, fashion_src, fashion_tool):
         '--src',
         str(fashion_src), '--num-train', '20', '--num-val', '13', '--size', '8'
     ]
-    fashion_tool.main(args + ['--out-dir', str(tmp_path / 'a')])
+    counts = fashion_tool.main(args + ['--out-dir', str(tmp_path / 'a')])
+    assert counts == dict(train=20, val=13)
     fashion_tool.main(args + ['--out-dir', str(tmp_path / 'b')])
     meta = {}
     for d in ('a', 'b'):

@@ -1,6 +1,5 @@
 """Tests of tools/model_converters: export_subnet.py and
 detnas_to_mmdetnas.py."""
-import importlib.util
 import json
 import os.path as osp
 import random
@@ -11,8 +10,8 @@ import torch
 from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.search import (OFFICIAL_ARCHS, PRESETS, arch_cost,
                              arch_to_indices, load_arch_file)
+from tests.e2e_utils import ROOT, load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # the reference key layout lives in the workspace's shared/ folder (next to
 # the repository, or inside a checkout that carries it)
 KEYS_JSONS = [
@@ -22,14 +21,6 @@ KEYS_JSONS = [
 NAMES = ('shuffle_3x3', 'shuffle_5x5', 'shuffle_7x7', 'shuffle_xception')
 
 
-def _load_tool(name):
-    path = osp.join(ROOT, 'tools', 'model_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _read(path):
     return torch.load(path, map_location='cpu', weights_only=False)
 
@@ -37,7 +28,7 @@ def _read(path):
 # ------------------------------------------------------------ export_subnet
 @pytest.fixture(scope='module')
 def export_tool():
-    return _load_tool('export_subnet')
+    return load_tool('model_converters/export_subnet.py')
 
 
 def _supernet_checkpoint(path):
@@ -126,7 +117,7 @@ REFERENCE_PREFIX = 'module.backbone.body.'
 
 @pytest.fixture(scope='module')
 def convert_tool():
-    return _load_tool('detnas_to_mmdetnas')
+    return load_tool('model_converters/detnas_to_mmdetnas.py')
 
 
 @pytest.fixture(scope='module')
