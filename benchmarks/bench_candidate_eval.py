@@ -3,7 +3,8 @@
 Scoring one candidate inside the search loop, without BN recalibration
 (:class:`mmdetnas.engine.EvolutionSearchLoop` of the quickstart search
 config: constraints check, path activation and ``runner.val_loop.run()`` on
-the supernet, i.e. ``loop.evaluate_candidate(arch)`` with ``calibrate_bn=False``) vs
+the supernet, i.e. ``loop.evaluate_candidate(arch)`` with
+``calibrate_bn=False``) vs
 ``tools/test.py`` on the exported static subnet (the runner built exactly as
 ``tools/test.py`` builds it, from the quickstart subnet config with
 ``model.backbone.arch=P`` and the checkpoint written by
@@ -49,9 +50,7 @@ def parse_args(argv=None):
                    help='timed BN recalibrations (default 3, smoke 1)')
     p.add_argument('--work-dir', help='keep the runners\' files here '
                    '(default: a temporary directory, removed)')
-    p.add_argument('--supernet-ckpt',
-                   help='a trained quickstart supernet checkpoint (default: '
-                   'an initialised one, saved in a temporary folder)')
+    common.add_supernet_ckpt_arg(p)
     args = p.parse_args(argv)
     s = args.smoke
     for k, full, smoke in (('paths', 2, 1), ('repeats', 6, 2),
@@ -167,12 +166,7 @@ def main(argv=None):
 
 
 def run(args, device, rep, tmp):
-    ckpt = args.supernet_ckpt or common.make_supernet_checkpoint(
-        osp.join(tmp, 'supernet.pth'))
-    rep.note('supernet checkpoint: ' + (
-        args.supernet_ckpt if args.supernet_ckpt else
-        'an initialised quickstart supernet (benchmarks/common.py '
-        'make_supernet_checkpoint); pass --supernet-ckpt for a trained one'))
+    ckpt = common.supernet_checkpoint(args, rep, tmp)
     t0 = time.perf_counter()
     runner, loop, cfg = build_search_runner(tmp, ckpt, args.images,
                                             args.smoke)

@@ -45,9 +45,7 @@ def parse_args(argv=None):
                    help='process count compared with 1 (default 2)')
     p.add_argument('--timeout', type=int, default=900,
                    help='seconds before a search command is killed')
-    p.add_argument('--supernet-ckpt',
-                   help='a trained quickstart supernet checkpoint (default: '
-                   'an initialised one, saved in a temporary folder)')
+    common.add_supernet_ckpt_arg(p)
     args = p.parse_args(argv)
     for k, full, smoke in (('rounds', 3, 1), ('population', 4, 2),
                            ('images', None, 2)):
@@ -138,12 +136,7 @@ def main(argv=None):
 
 
 def run(args, device, rep, tmp):
-    ckpt = args.supernet_ckpt or common.make_supernet_checkpoint(
-        osp.join(tmp, 'supernet.pth'))
-    rep.note('supernet checkpoint: ' + (
-        args.supernet_ckpt if args.supernet_ckpt else
-        'an initialised quickstart supernet (benchmarks/common.py '
-        'make_supernet_checkpoint); pass --supernet-ckpt for a trained one'))
+    ckpt = common.supernet_checkpoint(args, rep, tmp)
     n2 = args.nproc
     if device == 'cuda':
         import torch

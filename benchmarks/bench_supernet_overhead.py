@@ -221,7 +221,8 @@ def main(argv=None):
          'ratio supernet/subnet', 'max abs loss diff'], rows,
         caption=f'Time of one training iteration (batch {args.batch_size} '
         f'real training tiles, padded batch {shape[0]}x{shape[1]}; median '
-        f'[IQR] (min-max) of {args.repeats} alternating rounds after {args.warmup} warm-up; '
+        f'[IQR] (min-max) of {args.repeats} alternating rounds after '
+        f'{args.warmup} warm-up; '
         'ratio = ratio of medians, spread = per-round paired ratios). '
         'Path labels: official name or choice indices.')
     mem_method = ('torch.cuda.max_memory_allocated' if device == 'cuda' else

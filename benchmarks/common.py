@@ -490,6 +490,28 @@ def make_supernet_checkpoint(path: str, seed: int = 0) -> str:
     return path
 
 
+def add_supernet_ckpt_arg(parser: argparse.ArgumentParser) -> None:
+    """``--supernet-ckpt``: the supernet the benchmark scores (see
+    :func:`supernet_checkpoint`)."""
+    parser.add_argument(
+        '--supernet-ckpt',
+        help='a trained quickstart supernet checkpoint (default: an '
+        'initialised one, saved in a temporary folder)')
+
+
+def supernet_checkpoint(args, rep: 'Report', tmp: str) -> str:
+    """``args.supernet_ckpt``, or an initialised supernet saved in ``tmp``
+    (:func:`make_supernet_checkpoint`); the choice is noted in the
+    report."""
+    if args.supernet_ckpt:
+        rep.note('supernet checkpoint: ' + args.supernet_ckpt)
+        return args.supernet_ckpt
+    rep.note('supernet checkpoint: an initialised quickstart supernet '
+             '(benchmarks/common.py make_supernet_checkpoint); pass '
+             '--supernet-ckpt for a trained one')
+    return make_supernet_checkpoint(osp.join(tmp, 'supernet.pth'))
+
+
 def load_tool(relpath: str):
     """Import a script of ``tools/`` as a module."""
     path = osp.join(ROOT, relpath)
