@@ -13,7 +13,8 @@ Stages (each one a plain tools/ command, printed before it runs):
      same schedule, as in DetNAS: a. classification on Fashion-MNIST from
      scratch, b. detection fine-tuning on the tiles    (tools/train.py)
   5. test of both on the test split                    (tools/test.py)
-It ends with a table (architecture, backbone FLOPs, search-val mAP, test mAP
+It ends with a table (architecture, backbone FLOPs, search-val mAP under the
+supernet, Fashion-MNIST top-1 and search-val mAP after re-training, test mAP
 and mAP@0.5, wall time per stage), written to DIR/summary.md.
 """
 import argparse
@@ -93,10 +94,14 @@ def last_checkpoint(work_dir):
         return f.read().strip()
 
 
-def test_metrics(work_dir, pattern=osp.join('*', '*.json')):
-    """Metrics of the latest tools/test.py run in ``work_dir`` (with
-    ``pattern=osp.join('*', 'vis_data', 'scalars.json')``: the last value of
-    each scalar of the latest tools/train.py run)."""
+TEST_METRICS = osp.join('*', '*.json')  # tools/test.py: <ts>/<ts>.json
+TRAIN_SCALARS = osp.join('*', 'vis_data', 'scalars.json')  # tools/train.py
+
+
+def latest_metrics(work_dir, pattern):
+    """The last value of every metric logged by the latest run in
+    ``work_dir`` (``pattern``: :data:`TEST_METRICS` or
+    :data:`TRAIN_SCALARS`)."""
     logs = sorted(glob.glob(osp.join(work_dir, pattern)))
     if not logs:
         raise FileNotFoundError(f'no metrics json in {work_dir}')
@@ -104,8 +109,6 @@ def test_metrics(work_dir, pattern=osp.join('*', '*.json')):
         lines = [json.loads(x) for x in f if x.strip()]
     return {k: v for d in lines for k, v in d.items()}
 
-
-TRAIN_SCALARS = osp.join('*', 'vis_data', 'scalars.json')
 
 
 def main(argv=None):
@@ -182,7 +185,8 @@ def main(argv=None):
     baseline_yaml = save_arch_file(
         osp.join(wd, 'baseline_arch.yaml'), BASELINE, '300M')
     rows = []
-    sub_pre_cfg = f'{QS}/detnas_subnet_shufflenetv2-300m_quick_fashion-mnist.py'
+    sub_pre_cfg = (
+        f'{QS}/detnas_subnet_shufflenetv2-300m_quick_fashion-mnist.py')
     sub_cfg = (
         f'{QS}/'
         f'detnas_subnet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py')
@@ -208,15 +212,15 @@ def main(argv=None):
             last_checkpoint(rdir), '--work-dir', tdir, '--cfg-options',
             arch_opt
         ], logs, 'test', times)
-        m = test_metrics(tdir)
+        m = latest_metrics(tdir, TEST_METRICS)
         rows.append(
             dict(
                 name=tag,
                 arch=arch,
                 flops=arch_flops(PRESETS['300M'], arch),
                 search_map=scores.get(arch),
-                top1=test_metrics(pdir, TRAIN_SCALARS).get('accuracy/top1'),
-                retrained_map=test_metrics(rdir, TRAIN_SCALARS).get(
+                top1=latest_metrics(pdir, TRAIN_SCALARS).get('accuracy/top1'),
+                retrained_map=latest_metrics(rdir, TRAIN_SCALARS).get(
                     'coco/bbox_mAP'),
                 test_map=m.get('coco/bbox_mAP'),
                 test_map50=m.get('coco/bbox_mAP_50')))
