@@ -355,14 +355,19 @@ class EvolutionSearchLoop(BaseLoop):
                 f.flush()
                 os.fsync(f.fileno())
 
-    def _log_progress(self, record: dict, start: float, n_start: int):
-        done_now = len(self.records) - n_start
-        per = (time.time() - start) / max(done_now, 1)
+    def _eta(self, seconds_per_candidate: float) -> str:
+        """``HH:MM:SS`` left: candidates still to evaluate in this
+        generation and in the generations after it, at the given pace."""
         left = (self.max_generations - self.generation - 1) * \
             self.population_size + len(self.pending) - sum(
                 1 for r in self.records
                 if r['generation'] == self.generation)
-        eta = time.strftime('%H:%M:%S', time.gmtime(per * max(left, 0)))
+        return time.strftime('%H:%M:%S',
+                             time.gmtime(seconds_per_candidate * max(left, 0)))
+
+    def _log_progress(self, record: dict, start: float, n_start: int):
+        done_now = len(self.records) - n_start
+        eta = self._eta((time.time() - start) / max(done_now, 1))
         lat = '' if record['latency_ms'] is None else \
             f", latency {record['latency_ms']:.2f} ms"
         print_log(
@@ -384,14 +389,11 @@ class EvolutionSearchLoop(BaseLoop):
         self.history.append(entry)
         secs = sum(r['calib_seconds'] + r['eval_seconds']
                    for r in self.records) / max(len(self.records), 1)
-        left = (self.max_generations - self.generation - 1) * \
-            self.population_size * secs
         print_log(
             f"[search] generation {self.generation + 1}/"
             f"{self.max_generations} done: best {entry['best']:.6f}, mean "
             f"top-{self.top_k} {entry['mean_topk']:.6f}, "
-            f"{entry['evaluated']} evaluated, eta "
-            f"{time.strftime('%H:%M:%S', time.gmtime(left))}",
+            f"{entry['evaluated']} evaluated, eta {self._eta(secs)}",
             logger='current')
         self.generation += 1
         self.pending = None
