@@ -1,0 +1,670 @@
+"""Does the supernet rank architectures like stand-alone training does?
+
+    python tools/analysis_tools/ranking_correlation.py SEARCH_CONFIG \\
+        SUPERNET_CKPT --subnet-config SUBNET_CONFIG --work-dir DIR \\
+        [--num-archs N] [--flops-band LO HI | --from-candidates JSONL |
+         --arch-file A.yaml B.yaml ...] [--standalone-key coco/bbox_mAP_50]
+        [--topk K] [--seed S] [--pool P] [--standalone-opts k=v ...]
+        [--print-commands] [--cfg-options k=v ...]
+
+The evaluation of the search phase of Yu et al., "Evaluating the search phase
+of neural architecture search" (ICLR 2020):
+
+1. pick N architectures: spread evenly over a band of backbone FLOPs (default
+   ``[0.9 * max, max]`` of the search config's ``train_cfg.flops``), over the
+   score ranking of a finished search (``--from-candidates``), or given as
+   architecture files (``--arch-file``);
+2. stage A: score each with the supernet exactly as ``tools/search.py`` does
+   (the search config's runner, the checkpoint, then
+   ``EvolutionSearchLoop.evaluate_candidate``: BN recalibration and
+   ``runner.val_loop``);
+3. stage B: train each stand-alone with ``tools/train.py SUBNET_CONFIG``
+   (``model.backbone.arch=DIR/archs/<indices>.yaml`` plus
+   ``--standalone-opts``) into ``DIR/standalone/<indices>`` and read the
+   ``--standalone-key`` metric of its final validation;
+4. report Kendall tau, Spearman rho and top-k overlap between the two
+   rankings, next to the free proxies backbone FLOPs and params (a higher
+   value predicts a better architecture): ``ranking.json``, ``ranking.md``
+   and ``ranking.png`` in DIR.
+
+Every finished result goes into ``DIR/ranking_state.json`` at once, so a
+killed run continues where it stopped when started again with the same
+arguments (a killed training continues with ``--resume``). A stand-alone work
+dir that already holds a finished training is read, not trained again: run
+the ``--print-commands`` lines (``DIR/train_commands.sh``) on GPUs or as
+Slurm jobs, then run this tool again to collect the results.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import os.path as osp
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from mmdetnas.search.ranking import (REFERENCE,  # noqa: E402
+                                     archs_from_candidates, rank_report,
+                                     select_archs_in_flops_band)
+
+STATE_VERSION = 1
+STATE_FILE = 'ranking_state.json'
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description='Ranking correlation between supernet scores and '
+        'stand-alone training (Yu et al., ICLR 2020)')
+    parser.add_argument('config', help='search config (EvolutionSearchLoop)')
+    parser.add_argument('checkpoint', help='trained supernet checkpoint')
+    parser.add_argument(
+        '--subnet-config', required=True,
+        help='config that trains one fixed architecture with tools/train.py'
+        ' (model.backbone.arch is set per architecture)')
+    parser.add_argument(
+        '--work-dir', required=True,
+        help='output folder; run again with the same one to resume')
+    parser.add_argument(
+        '--num-archs', type=int, default=10,
+        help='architectures to compare (FLOPs band / candidates)')
+    pick = parser.add_mutually_exclusive_group()
+    pick.add_argument(
+        '--flops-band', nargs=2, type=float, metavar=('LO', 'HI'),
+        help='backbone MACs band (DetNAS convention, e.g. 270e6 300e6); '
+        "default [0.9 * max, max] of the search config's train_cfg.flops")
+    pick.add_argument(
+        '--from-candidates', metavar='JSONL',
+        help="a finished search's candidates.jsonl: architectures spread "
+        'over its score ranking')
+    pick.add_argument(
+        '--arch-file', nargs='+', metavar='YAML',
+        help='architecture files (e.g. best_arch.yaml) to compare')
+    parser.add_argument(
+        '--standalone-key',
+        help="stand-alone metric (default: the search's train_cfg.score_key)")
+    parser.add_argument('--topk', type=int, default=3,
+                        help='k of the top-k overlap (at most N)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the FLOPs-band draws')
+    parser.add_argument(
+        '--pool', type=int,
+        help='in-band architectures drawn before the even spread '
+        '(default max(20 * N, 100))')
+    parser.add_argument(
+        '--standalone-opts', nargs='+', default=[], metavar='KEY=VALUE',
+        help='--cfg-options of every stand-alone training (data, schedule, '
+        'model.backbone.init_cfg...)')
+    parser.add_argument(
+        '--print-commands', action='store_true',
+        help='score with the supernet, write DIR/train_commands.sh (one '
+        'tools/train.py line per architecture) and exit')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the search config')
+    return parser.parse_args(argv)
+
+
+# ------------------------------------------------------------------ helpers
+def _log(msg: str) -> None:
+    print(f'[ranking] {msg}', flush=True)
+
+
+def _hms(seconds: float) -> str:
+    return time.strftime('%H:%M:%S', time.gmtime(max(seconds, 0)))
+
+
+def _eta(start: float, done: int, left: int) -> str:
+    return _hms((time.time() - start) / max(done, 1) * left)
+
+
+def _atomic_json(path: str, data, **kw) -> None:
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(data, f, indent=1, **kw)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _no_nan(value):
+    """Replace NaN/inf floats by None (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+def arch_key(arch, space) -> str:
+    """File-name key of an architecture: its choice indices (joined by
+    ``-`` when a space has more than 10 choices)."""
+    from mmdetnas.search import arch_to_indices
+    idx = arch_to_indices(arch, space)
+    sep = '' if space.num_choices <= 10 else '-'
+    return sep.join(str(i) for i in idx)
+
+
+def _opts_dict(opts) -> dict:
+    """``['a.b=1', ...]`` parsed as ``--cfg-options`` would be."""
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction, default={})
+    return parser.parse_args(['--o', *opts]).o if opts else {}
+
+
+def _metrics(record: dict) -> dict:
+    """The numeric ``prefix/name`` metrics of a log record, as floats."""
+    import numpy as np
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if '/' in k and isinstance(v, (int, float, np.number))
+        and not isinstance(v, bool)
+    }
+
+
+def _train_length(cfg) -> tuple:
+    """``('iter', max_iters)`` or ``('epoch', max_epochs)`` of a config."""
+    train_cfg = cfg.get('train_cfg') or {}
+    if train_cfg.get('max_iters') is not None:
+        return 'iter', int(train_cfg['max_iters'])
+    if train_cfg.get('max_epochs') is not None:
+        return 'epoch', int(train_cfg['max_epochs'])
+    raise ValueError('the subnet config has neither train_cfg.max_iters nor '
+                     'train_cfg.max_epochs')
+
+
+# ---------------------------------------------------------------- selection
+def select_archs(args, cfg, space) -> list:
+    """The architectures to compare, from the command line."""
+    from mmdetnas.search import resolve_arch
+    if args.arch_file:
+        archs = [resolve_arch(p, space)[1] for p in args.arch_file]
+        if len(set(archs)) != len(archs):
+            raise ValueError('--arch-file: the same architecture is given '
+                             'twice')
+        if len(archs) < 2:
+            raise ValueError('--arch-file: a ranking needs at least 2 '
+                             'architectures')
+        _log(f'{len(archs)} architectures from --arch-file')
+        return archs
+    if args.from_candidates:
+        archs = archs_from_candidates(args.from_candidates, args.num_archs,
+                                      space)
+        _log(f'{len(archs)} architectures spread over the score ranking of '
+             f'{args.from_candidates}')
+        return archs
+    band = args.flops_band
+    if band is None:
+        flops = cfg.train_cfg.get('flops')
+        if not flops or flops[1] is None:
+            raise ValueError(
+                f'{args.config} has no train_cfg.flops upper bound: give '
+                '--flops-band LO HI, --from-candidates or --arch-file')
+        hi = float(flops[1])
+        lo = max(0.9 * hi, float(flops[0] or 0))
+        band = (lo, hi)
+    archs = select_archs_in_flops_band(
+        space, args.num_archs, band, seed=args.seed, pool=args.pool)
+    _log(f'{len(archs)} architectures spread over the FLOPs band '
+         f'[{band[0] / 1e6:.2f}M, {band[1] / 1e6:.2f}M] MACs (seed '
+         f'{args.seed})')
+    return archs
+
+
+# -------------------------------------------------------------------- state
+def _sha256(path: str) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _identity(args, space, score_key, archs) -> dict:
+    """What a saved state must match to be resumed (the checkpoint by
+    content, so a moved checkpoint is still the same)."""
+    return dict(
+        checkpoint_sha256=_sha256(args.checkpoint),
+        search_config=osp.abspath(args.config),
+        subnet_config=osp.abspath(args.subnet_config),
+        space=space.to_dict(),
+        score_key=score_key,
+        archs=[list(a) for a in archs])
+
+
+def load_state(path: str, identity: dict, standalone_key: str) -> dict:
+    """The saved results of an earlier run, checked against this one."""
+    state = dict(version=STATE_VERSION, **identity,
+                 standalone_key=standalone_key, supernet={}, standalone={})
+    if osp.isfile(path + '.tmp'):  # killed while writing; path is intact
+        os.remove(path + '.tmp')
+    if not osp.isfile(path):
+        return state
+    try:
+        with open(path, encoding='utf-8') as f:
+            old = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f'cannot read {path!r}: {e}; delete it or use '
+                           'another --work-dir') from e
+    for k, v in identity.items():
+        if old.get(k) != v:
+            what = {'archs': 'architectures',
+                    'checkpoint_sha256': 'supernet checkpoint (sha256)'
+                    }.get(k, k)
+            raise RuntimeError(
+                f'{path} belongs to another experiment: its {what} '
+                f'{old.get(k)!r:.300} differs from this run\'s {v!r:.300};'
+                ' use another --work-dir')
+    state['supernet'] = old.get('supernet', {})
+    if old.get('standalone_key') == standalone_key:
+        state['standalone'] = old.get('standalone', {})
+    elif old.get('standalone'):
+        _log(f"stand-alone key changed ({old.get('standalone_key')} -> "
+             f'{standalone_key}): re-reading the stand-alone results')
+    _log(f"resuming: {len(state['supernet'])} supernet score(s) and "
+         f"{len(state['standalone'])} stand-alone result(s) already done")
+    return state
+
+
+# ------------------------------------------------------ stage A: supernet
+def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
+    """Fill ``state['supernet']`` with the search's score of each
+    architecture (BN recalibration + ``val_loop``), saving after each."""
+    todo = [(a, k) for a, k in zip(archs, keys)
+            if k not in state['supernet']]
+    if not todo:
+        _log('stage A: every supernet score is already done')
+        return
+    from mmdetnas.engine.hooks.path_sampler_hook import PathSamplerHook
+    from mmdetnas.engine.loops.evolution_search_loop import \
+        EvolutionSearchLoop
+    from mmdetnas.utils.setup_env import build_runner
+    runner = build_runner(cfg)
+    loop = runner.train_loop
+    if not isinstance(loop, EvolutionSearchLoop):
+        raise TypeError(f'{args.config}: the train loop is '
+                        f'{type(loop).__name__}, not EvolutionSearchLoop')
+    if loop.space != space:
+        raise ValueError(f'the supernet search space {loop.space.describe()}'
+                         f' differs from the config\'s {space.describe()}')
+
+    def run():  # replaces the search: same runner.train() set-up
+        for hook in runner.hooks:
+            if isinstance(hook, PathSamplerHook):
+                raise RuntimeError(
+                    'remove PathSamplerHook from custom_hooks of the search '
+                    'config (custom_hooks = [])')
+        runner.call_hook('before_train')
+        start = time.time()
+        for i, (arch, key) in enumerate(todo, 1):
+            rec = loop.evaluate_candidate(arch)
+            state['supernet'][key] = {
+                k: rec[k]
+                for k in ('score', 'flops', 'params', 'metrics',
+                          'calib_seconds', 'eval_seconds')
+            }
+            save()
+            _log(f'stage A {i}/{len(todo)} {key}: supernet '
+                 f"{loop.score_key}={rec['score']:.6f}, "
+                 f"{rec['flops'] / 1e6:.2f}M MACs, calib "
+                 f"{rec['calib_seconds']:.1f}s eval "
+                 f"{rec['eval_seconds']:.1f}s, eta "
+                 f'{_eta(start, i, len(todo) - i)}')
+        runner.call_hook('after_train')
+        return runner.model
+
+    _log(f'stage A: scoring {len(todo)} architecture(s) with the supernet '
+         f'{args.checkpoint}')
+    loop.run = run
+    runner.train()
+
+
+# ---------------------------------------------------- stage B: stand-alone
+def train_command(args,
+                  arch_file: str,
+                  work_dir: str,
+                  python: str = sys.executable,
+                  resume: bool = False) -> list:
+    """The ``tools/train.py`` command of one stand-alone training (run in
+    the repository root)."""
+    return [
+        python, 'tools/train.py',
+        osp.abspath(args.subnet_config), '--work-dir', work_dir,
+        *(['--resume'] if resume else []), '--cfg-options',
+        f'model.backbone.arch={arch_file}', *args.standalone_opts
+    ]
+
+
+def _ckpt_progress(work_dir: str, unit: str):
+    """``(checkpoint path, iteration or epoch)`` of ``last_checkpoint``,
+    or ``(None, -1)``."""
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(marker):
+        return None, -1
+    with open(marker, encoding='utf-8') as f:
+        path = f.read().strip()
+    if not osp.isfile(path):  # a work dir moved from another machine
+        path = osp.join(work_dir, osp.basename(path))
+    if not osp.isfile(path):
+        return None, -1
+    m = re.search(rf'{unit}_(\d+)\.pth$', path)
+    if m:
+        return path, int(m.group(1))
+    import torch
+    meta = torch.load(path, map_location='cpu', weights_only=False).get(
+        'meta', {})
+    return path, int(meta.get(unit, -1))
+
+
+def finished_result(work_dir: str, key: str, unit: str, length: int):
+    """The ``key`` metric of a finished training in ``work_dir``.
+
+    A finished training is a validation record logged at step ``length``
+    (iteration or epoch), or the last record of the newest
+    ``vis_data/scalars.json`` written after the final checkpoint (mmdet's
+    iteration-based configs log validation at step = epoch = 0).
+
+    Returns:
+        tuple: ``(result dict or None, final checkpoint or None)``; a
+        checkpoint without result means that its validation is missing.
+    """
+    files = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    records = []
+    for path in files:
+        with open(path, encoding='utf-8') as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:  # a line cut by a kill
+                    continue
+                if isinstance(rec, dict):
+                    records.append((path, rec))
+    for path, rec in reversed(records):
+        if key in rec and rec.get('step', -1) >= length:
+            return dict(score=float(rec[key]), source=path,
+                        metrics=rec), None
+    ckpt, done = _ckpt_progress(work_dir, unit)
+    if ckpt is None or done < length:
+        return None, None
+    if files and records and records[-1][0] == files[-1] and \
+            key in records[-1][1] and \
+            osp.getmtime(files[-1]) >= osp.getmtime(ckpt):
+        return dict(score=float(records[-1][1][key]), source=files[-1],
+                    metrics=records[-1][1]), ckpt
+    return None, ckpt
+
+
+def validate_checkpoint(args, opts: dict, arch_file: str, ckpt: str,
+                        key: str) -> dict:
+    """Validate a finished stand-alone checkpoint whose final validation
+    was not logged (in this process, with the subnet config)."""
+    from mmengine.config import Config
+
+    from mmdetnas.utils.setup_env import adapt_sync_bn, build_runner
+    cfg = Config.fromfile(args.subnet_config)
+    cfg.merge_from_dict(opts)
+    cfg.merge_from_dict({'model.backbone.arch': arch_file})
+    cfg.launcher = 'none'
+    adapt_sync_bn(cfg, 'none')
+    cfg.work_dir = osp.join(osp.dirname(ckpt), 'final_val')
+    cfg.experiment_name = f'final_val_{int(time.time() * 1e3)}'
+    cfg.load_from = ckpt
+    cfg.resume = False
+    metrics = build_runner(cfg).val()
+    if key not in metrics:
+        raise RuntimeError(f'--standalone-key {key!r} is not among the '
+                           f'metrics {sorted(metrics)} of {ckpt}')
+    metrics = _metrics(metrics)
+    return dict(score=metrics[key], source=ckpt, metrics=metrics)
+
+
+def train_standalone(args, archs, keys, arch_files, state, save,
+                     standalone_key: str) -> None:
+    """Fill ``state['standalone']``: read finished trainings, run the
+    others (``--resume`` when a checkpoint exists)."""
+    from mmengine.config import Config
+    opts = _opts_dict(args.standalone_opts)
+    sub_cfg = Config.fromfile(args.subnet_config)
+    sub_cfg.merge_from_dict(opts)
+    unit, length = _train_length(sub_cfg)
+    log_dir = osp.join(args.work_dir, 'logs')
+    os.makedirs(log_dir, exist_ok=True)
+    start, trained = time.time(), 0
+    left = sum(1 for k in keys if k not in state['standalone'])
+    for i, (arch, key) in enumerate(zip(archs, keys), 1):
+        if key in state['standalone']:
+            continue
+        work_dir = osp.join(args.work_dir, 'standalone', key)
+        res, ckpt = finished_result(work_dir, standalone_key, unit, length)
+        how = 'read from a finished training'
+        if res is None and ckpt is None:
+            _, done = _ckpt_progress(work_dir, unit)
+            cmd = train_command(
+                args, arch_files[key], work_dir, resume=done >= 0)
+            log = osp.join(log_dir, f'train_{key}.log')
+            _log(f'stage B {i}/{len(keys)} {key}: training'
+                 f"{f' (resuming at {unit} {done})' if done >= 0 else ''}"
+                 f', log {log}')
+            t0 = time.time()
+            with open(log, 'a', encoding='utf-8') as f:
+                proc = subprocess.run(cmd, cwd=ROOT, stdout=f,
+                                      stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                with open(log, encoding='utf-8', errors='replace') as f:
+                    tail = f.read()[-3000:]
+                raise RuntimeError(
+                    f'stand-alone training of {key} exited '
+                    f'{proc.returncode} (log {log}):\n{tail}')
+            trained += 1
+            how = f'trained in {time.time() - t0:.1f}s'
+            res, ckpt = finished_result(work_dir, standalone_key, unit,
+                                        length)
+            if res is None and ckpt is None:
+                raise RuntimeError(
+                    f'{work_dir}: the training ended without a final '
+                    f'checkpoint at {unit} {length} (log {log})')
+        if res is None:
+            how = f'validated {osp.basename(ckpt)}'
+            res = validate_checkpoint(args, opts, arch_files[key], ckpt,
+                                      standalone_key)
+        if standalone_key not in res['metrics']:
+            raise RuntimeError(f'{key}: no {standalone_key!r} in '
+                               f"{res['source']}")
+        res['work_dir'] = work_dir
+        res['metrics'] = _metrics(res['metrics'])
+        state['standalone'][key] = res
+        save()
+        left -= 1
+        eta = _eta(start, trained, left) if trained or not left else 'n/a'
+        _log(f"stage B {i}/{len(keys)} {key}: {standalone_key}="
+             f"{res['score']:.6f} ({how}), eta {eta}")
+
+
+# ------------------------------------------------------------------ outputs
+def _ranks(values) -> list:
+    """Competition ranks, 1 = best (highest); tied values share the best
+    rank of their group ("1224")."""
+    return [1 + sum(v > x for v in values) for x in values]
+
+
+def _fmt(v, digits=4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return 'n/a'
+    return f'{v:.{digits}f}'
+
+
+def write_outputs(args, space, archs, keys, arch_files, state, score_key,
+                  standalone_key, k) -> dict:
+    """``ranking.json``, ``ranking.md`` and ``ranking.png``."""
+    from mmdetnas.search import arch_to_indices
+    sup = [state['supernet'][key]['score'] for key in keys]
+    alone = [state['standalone'][key]['score'] for key in keys]
+    flops = [state['supernet'][key]['flops'] for key in keys]
+    params = [state['supernet'][key]['params'] for key in keys]
+    report = rank_report(sup, alone, dict(flops=flops, params=params), k)
+    rows = []
+    for i, (arch, key) in enumerate(zip(archs, keys)):
+        rows.append(
+            dict(key=key, arch=list(arch),
+                 arch_indices=arch_to_indices(arch, space),
+                 arch_file=arch_files[key], flops=flops[i],
+                 params=params[i], supernet_score=sup[i],
+                 standalone_score=alone[i],
+                 standalone_work_dir=state['standalone'][key]['work_dir']))
+    result = dict(
+        reference=REFERENCE, search_config=args.config,
+        checkpoint=osp.abspath(args.checkpoint),
+        subnet_config=args.subnet_config, score_key=score_key,
+        standalone_key=standalone_key, k=k, num_archs=len(archs),
+        archs=rows, report=report)
+    _atomic_json(osp.join(args.work_dir, 'ranking.json'), _no_nan(result),
+                 allow_nan=False)
+
+    sup_rank, alone_rank = _ranks(sup), _ranks(alone)
+    lines = [
+        '# Supernet ranking correlation', '',
+        f'- search config: `{args.config}`, supernet checkpoint: '
+        f'`{args.checkpoint}` (score `{score_key}`)',
+        f'- stand-alone: `{args.subnet_config}` (score `{standalone_key}`)',
+        f'- protocol: {REFERENCE}', '',
+        '| # | architecture (choice indices) | FLOPs (M MACs) | params (M) '
+        '| supernet score | supernet rank | stand-alone score '
+        '| stand-alone rank |', '|---|---|---|---|---|---|---|---|'
+    ]
+    for i, row in enumerate(rows):
+        lines.append(
+            f"| {i + 1} | `{row['key']}` | {row['flops'] / 1e6:.2f} | "
+            f"{row['params'] / 1e6:.3f} | {_fmt(row['supernet_score'], 6)} "
+            f"| {sup_rank[i]} | {_fmt(row['standalone_score'], 6)} | "
+            f'{alone_rank[i]} |')
+    lines += [
+        '', f'Correlation with the stand-alone ranking ({len(rows)} '
+        'architectures; for every predictor a higher value predicts a '
+        'better architecture):', '',
+        f'| predictor | Kendall tau | Spearman rho | top-{k} overlap |',
+        '|---|---|---|---|'
+    ]
+    for name, r in report.items():
+        lines.append(f"| {name} | {_fmt(r['tau'])} | {_fmt(r['rho'])} | "
+                     f"{_fmt(r['topk'], 2)} |")
+    with open(osp.join(args.work_dir, 'ranking.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.scatter(sup, alone, c='tab:blue')
+    for i, (x, y) in enumerate(zip(sup, alone)):
+        ax.annotate(str(i + 1), (x, y), textcoords='offset points',
+                    xytext=(4, 4), fontsize=8)
+    ax.set_xlabel(f'supernet {score_key}')
+    ax.set_ylabel(f'stand-alone {standalone_key}')
+    ax.set_title(f"Kendall tau = {_fmt(report['supernet']['tau'], 3)} "
+                 f"({len(rows)} architectures)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(osp.join(args.work_dir, 'ranking.png'), dpi=120)
+    plt.close(fig)
+    return result
+
+
+# --------------------------------------------------------------------- main
+def main(argv=None):
+    args = parse_args(argv)
+    from mmdetnas.search import build_search_space, save_arch_file
+    from mmdetnas.utils.setup_env import (finalize_dist, prepare_cfg,
+                                          register_all_modules)
+    register_all_modules()
+    for what, path in (('supernet checkpoint', args.checkpoint),
+                       ('subnet config', args.subnet_config),
+                       ('search config', args.config)):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} not found: {path!r}')
+    if args.num_archs < 2:
+        raise ValueError('--num-archs must be >= 2')
+    args.work_dir = osp.abspath(args.work_dir)
+    os.makedirs(args.work_dir, exist_ok=True)
+    cfg = prepare_cfg(
+        argparse.Namespace(
+            config=args.config, cfg_options=args.cfg_options,
+            work_dir=osp.join(args.work_dir, 'supernet_eval'),
+            launcher='none'))
+    if cfg.train_cfg.get('type') != 'mmdetnas.EvolutionSearchLoop':
+        raise ValueError(f'{args.config}: train_cfg.type must be '
+                         "'mmdetnas.EvolutionSearchLoop', got "
+                         f"{cfg.train_cfg.get('type')!r}")
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    cfg.train_cfg.resume = False
+    space = build_search_space(
+        cfg.model.get('backbone', {}).get('search_space') or '300M')
+    score_key = cfg.train_cfg.get('score_key', 'coco/bbox_mAP')
+    standalone_key = args.standalone_key or score_key
+
+    archs = select_archs(args, cfg, space)
+    keys = [arch_key(a, space) for a in archs]
+    k = args.topk
+    if not 1 <= k <= len(archs):
+        k = min(max(k, 1), len(archs))
+        _log(f'--topk {args.topk} -> {k} ({len(archs)} architectures)')
+    state_path = osp.join(args.work_dir, STATE_FILE)
+    state = load_state(state_path,
+                       _identity(args, space, score_key, archs),
+                       standalone_key)
+
+    def save():
+        _atomic_json(state_path, state)
+
+    save()
+    arch_files = {}
+    for arch, key in zip(archs, keys):
+        arch_files[key] = osp.join(args.work_dir, 'archs', f'{key}.yaml')
+        if not osp.isfile(arch_files[key]):
+            save_arch_file(arch_files[key], arch, space)
+
+    score_with_supernet(args, cfg, space, archs, keys, state, save)
+    if args.print_commands:
+        path = osp.join(args.work_dir, 'train_commands.sh')
+        with open(path, 'w') as f:
+            f.write('#!/usr/bin/env bash\n# stand-alone trainings of '
+                    f'{len(keys)} architectures; run from the repository '
+                    'root, in any order or in parallel, then run '
+                    'ranking_correlation.py again with the same arguments\n'
+                    f'cd {shlex.quote(ROOT)}\n')
+            for key in keys:
+                cmd = train_command(
+                    args, arch_files[key],
+                    osp.join(args.work_dir, 'standalone', key), 'python')
+                f.write(' '.join(shlex.quote(c) for c in cmd) + '\n')
+        _log(f'wrote {path}: run these trainings, then this tool again')
+        finalize_dist()
+        return None
+
+    train_standalone(args, archs, keys, arch_files, state, save,
+                     standalone_key)
+    result = write_outputs(args, space, archs, keys, arch_files, state,
+                           score_key, standalone_key, k)
+    for name, r in result['report'].items():
+        _log(f"{name:>8}: Kendall tau {_fmt(r['tau'])}, Spearman rho "
+             f"{_fmt(r['rho'])}, top-{k} overlap {_fmt(r['topk'], 2)}")
+    _log(f'wrote ranking.json, ranking.md and ranking.png to '
+         f'{args.work_dir}')
+    finalize_dist()
+    return result
+
+
+if __name__ == '__main__':
+    main()
