@@ -3,7 +3,10 @@ _base_ = './detnas_supernet_retinanet_shufflenetv2-300m_fpn_quick_neon-trees.py'
 
 arch = 'COCO-RetinaNet-300M'
 pretrained = 'work_dirs/quickstart/pretrain_searched/iter_600.pth'
-model = dict(backbone=dict(arch=arch, init_cfg=dict(checkpoint=pretrained)))
+model = dict(
+    backbone=dict(
+        arch=arch, search_space=None,
+        init_cfg=dict(checkpoint=pretrained)))
 custom_hooks = []
 find_unused_parameters = False
 max_iters = 150

@@ -8,7 +8,9 @@
 #   --cfg-options model.backbone.arch=path/to/arch.yaml
 _base_ = './detnas_supernet_shufflenetv2-300m_quick_fashion-mnist.py'
 arch = 'COCO-FPN-300M'
-model = dict(backbone=dict(arch=arch))
+# search_space=None: the architecture names its space (300M-kernel for the
+# quickstart's searched subnets, 300M for official ones)
+model = dict(backbone=dict(arch=arch, search_space=None))
 custom_hooks = []
 find_unused_parameters = False
 # twice the supernet's iterations: a fixed path learns fast (about 70%

@@ -7,8 +7,13 @@ _base_ = [
 ]
 pretrained = ('work_dirs/quickstart/pretrain/iter_300.pth')
 fpn_channels = 64  # 256 in the real config; 64 keeps a CPU iteration ~1 s
+# the quickstart's weight-entangled kernel-size supernet (see the stage-1
+# config and docs/supernet_training.md)
 model = dict(
-    backbone=dict(init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(
+        search_space='300M-kernel',
+        weight_sharing='kernel',
+        init_cfg=dict(checkpoint=pretrained)),
     neck=dict(out_channels=fpn_channels),
     rpn_head=dict(
         in_channels=fpn_channels,

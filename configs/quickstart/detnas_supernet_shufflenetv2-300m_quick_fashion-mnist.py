@@ -5,7 +5,19 @@ _base_ = '../detnas/detnas_supernet_shufflenetv2-300m_8xb128_in1k.py'
 
 data_root = 'data/fashion_mnist/'
 max_iters = 300
-model = dict(num_classes=10, backbone=dict(norm_cfg=dict(type='BN')))
+# The quickstart searches the kernel sizes of the 300M space with a
+# weight-entangled supernet: its k x k choices share one 7x7 block per layer
+# (smaller kernels are its centre). With independent weights per choice (the
+# DetNAS/SPOS layout) a random-path supernet stays at chance for thousands
+# of iterations; see docs/supernet_training.md for the measurements.
+search_space = '300M-kernel'
+weight_sharing = 'kernel'
+model = dict(
+    num_classes=10,
+    backbone=dict(
+        search_space=search_space,
+        weight_sharing=weight_sharing,
+        norm_cfg=dict(type='BN')))
 custom_hooks = [
     dict(
         type='mmdetnas.PathSamplerHook',

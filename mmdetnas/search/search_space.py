@@ -3,7 +3,8 @@
 A search space fixes everything but the choice made at each layer: stem width,
 stage widths, blocks per stage, and the list of candidate blocks ("choices").
 Presets ``'300M'``, ``'1.3G'`` and ``'3.8G'`` are the three spaces of the
-paper; a custom space is a dict with the same fields.
+paper; ``'300M-kernel'`` is the 300M space with the kernel-size choices
+only (3x3, 5x5, 7x7); a custom space is a dict with the same fields.
 """
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Tuple, Union
@@ -148,6 +149,11 @@ PRESETS: Dict[str, SearchSpace] = {
     '1.3G': SearchSpace('1.3G', 48, (96, 240, 480, 960), (8, 8, 16, 8), 1024),
     '3.8G': SearchSpace('3.8G', 72, (172, 432, 864, 1728), (8, 8, 16, 8),
                         1728),
+    # the 300M widths with the kernel-size choices only (no Xception): the
+    # space whose weight-entangled supernet (weight_sharing='kernel') learns
+    # within CPU budgets; see docs/supernet_training.md
+    '300M-kernel': SearchSpace('300M-kernel', 16, (64, 160, 320, 640),
+                               (4, 4, 8, 4), 1024, CHOICES[:3]),
 }
 
 
@@ -155,7 +161,7 @@ def build_search_space(cfg: Union[str, dict, SearchSpace]) -> SearchSpace:
     """Build a search space from a preset name, a dict or an instance.
 
     Args:
-        cfg: ``'300M'``, ``'1.3G'``, ``'3.8G'``, a dict with the fields of
+        cfg: ``'300M'``, ``'1.3G'``, ``'3.8G'``, ``'300M-kernel'``, a dict with the fields of
             :class:`SearchSpace` (``name`` optional, default ``'custom'``), or
             a :class:`SearchSpace`.
 

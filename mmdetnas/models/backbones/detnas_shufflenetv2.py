@@ -20,8 +20,35 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdetnas.registry import MODELS
 from mmdetnas.search.arch import Arch, ArchLike, resolve_arch
-from mmdetnas.search.search_space import SearchSpace, build_search_space
+from mmdetnas.search.search_space import (CHOICE_KERNELS, SearchSpace,
+                                          build_search_space)
 from ..layers import SHUFFLE_ORDERS, build_choice_block
+
+
+WEIGHT_SHARING = ('none', 'kernel')
+
+
+def entangled_routes(choices, weight_sharing: str = 'kernel') -> dict:
+    """Which block runs each choice of a supernet layer.
+
+    Args:
+        choices (Sequence[str]): The choices of the search space.
+        weight_sharing (str): ``'none'`` or ``'kernel'``.
+
+    Returns:
+        dict: ``choice -> (block key, kernel_size or None)``. With
+        ``'kernel'`` every ``k x k`` choice maps to the ``k x k`` choice of
+        the largest kernel, with its own kernel size as override (``None``
+        for the largest itself); other choices map to themselves.
+    """
+    route = {c: (c, None) for c in choices}
+    if weight_sharing == 'kernel':
+        kxk = [c for c in choices if c != 'shuffle_xception']
+        if kxk:
+            big = max(kxk, key=lambda c: CHOICE_KERNELS[c])
+            for c in kxk:
+                route[c] = (big, None if c == big else CHOICE_KERNELS[c])
+    return route
 
 
 def build_stem(channels: int,
@@ -63,6 +90,21 @@ class DetNASShuffleNetV2(BaseModule):
         shuffle_order (str): ``'transpose'`` (reference supernets, default)
             or ``'interleave'`` (released official single models). See
             :func:`mmdetnas.models.layers.channel_shuffle_split`.
+        weight_sharing (str): How the choices of a supernet layer hold
+            their weights. ``'none'`` (DetNAS/SPOS, the reference layout):
+            every choice has its own weights. ``'kernel'`` (weight
+            entanglement, as the elastic kernel of Once-for-All, Cai et al.
+            ICLR 2020, and the superkernel of Single-Path NAS, Stamoulis et
+            al. 2019): the ``k x k`` choices of a layer are one block with
+            the largest kernel, stored under that choice's key; a smaller
+            ``k x k`` choice runs it with the centre of its depthwise
+            kernels, sharing its 1x1 convs and norms. Xception choices keep
+            their own weights. A random-path supernet with independent
+            weights stays near chance at short schedules; see
+            ``docs/supernet_training.md``. Ignored by a subnet (``arch``
+            given): it is an ordinary network, and
+            :func:`slice_supernet_state_dict` crops its kernels out of an
+            entangled supernet.
         conv_cfg, norm_cfg, act_cfg (dict): mmcv ``ConvModule`` configs.
         norm_eval (bool): Keep norm layers in eval mode during training.
         frozen_stages (int): -1 freezes nothing; 0 freezes the stem; ``k``
@@ -88,6 +130,7 @@ class DetNASShuffleNetV2(BaseModule):
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  with_last_conv: bool = False,
                  shuffle_order: str = 'transpose',
+                 weight_sharing: str = 'none',
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
@@ -109,6 +152,10 @@ class DetNASShuffleNetV2(BaseModule):
         if shuffle_order not in SHUFFLE_ORDERS:
             raise ValueError(f'unknown shuffle_order {shuffle_order!r}; '
                              f'expected one of {SHUFFLE_ORDERS}')
+        if weight_sharing not in WEIGHT_SHARING:
+            raise ValueError(f'unknown weight_sharing {weight_sharing!r}; '
+                             f'expected one of {WEIGHT_SHARING}')
+        self.weight_sharing = weight_sharing if fixed is None else 'none'
         self.search_space = space
         self.out_indices = out_indices
         self.norm_eval = norm_eval
@@ -120,9 +167,14 @@ class DetNASShuffleNetV2(BaseModule):
                                act_cfg)
         block_kw = dict(shuffle_order=shuffle_order, conv_cfg=conv_cfg,
                         norm_cfg=norm_cfg, act_cfg=act_cfg)
+        # choice -> (key of the block that runs it, kernel override or None)
+        self._route = entangled_routes(
+            space.choices if fixed is None else (), self.weight_sharing)
         self.layers = nn.ModuleList()
         for spec in space.layers():
-            names = space.choices if fixed is None else (fixed[spec.index], )
+            names = (sorted({k for k, _ in self._route.values()},
+                            key=space.choices.index)
+                     if fixed is None else (fixed[spec.index], ))
             self.layers.append(nn.ModuleDict({
                 c: build_choice_block(c, spec.in_channels, spec.out_channels,
                                       spec.stride, **block_kw)
@@ -202,8 +254,10 @@ class DetNASShuffleNetV2(BaseModule):
         outs = []
         ends = self.search_space.stage_ends
         stage = 0
+        route = self._route
         for i, (layer, choice) in enumerate(zip(self.layers, arch)):
-            x = layer[choice](x)
+            key, k = route.get(choice, (choice, None))
+            x = layer[key](x) if k is None else layer[key](x, kernel_size=k)
             if i == ends[stage]:
                 if stage == 3 and self.last_conv is not None:
                     x = self.last_conv(x)
@@ -248,7 +302,11 @@ def slice_supernet_state_dict(
     ``{prefix}layers.{i}.{choice}.…``; those whose choice differs from
     ``arch[i]`` are dropped, every other key (stem, neck, heads…) is kept
     unchanged, so the result loads strictly into the subnet built with
-    ``arch``.
+    ``arch``. For a supernet with ``weight_sharing='kernel'`` a ``k x k``
+    choice has no keys of its own: it is cut out of the layer's largest
+    ``k x k`` block (keys renamed, depthwise kernels ``(C, 1, K, K)``
+    cropped to their centre ``k x k``), which is exactly what that
+    supernet runs for the choice.
 
     Args:
         state_dict (dict[str, Tensor]): Supernet (or detector) state dict.
@@ -257,13 +315,14 @@ def slice_supernet_state_dict(
             detector or classifier, ``''`` for a bare backbone).
 
     Returns:
-        dict[str, Tensor]: the sliced state dict (same tensor objects).
+        dict[str, Tensor]: the sliced state dict (same tensor objects, or
+        views of them for cropped kernels).
 
     Raises:
         KeyError: a chosen block is missing from the state dict (with the
             layer index and choice).
     """
-    out, seen = {}, set()
+    out, blocks = {}, {}
     for k, v in state_dict.items():
         m = _LAYER_KEY.match(k)
         if m and m.group('prefix') == prefix:
@@ -271,11 +330,32 @@ def slice_supernet_state_dict(
             if i >= len(arch):
                 raise KeyError(f'state dict key {k!r} is for layer {i} but '
                                f'the architecture has {len(arch)} layers')
+            blocks.setdefault(i, {}).setdefault(c, []).append((k, v))
             if c != arch[i]:
                 continue
-            seen.add(i)
         out[k] = v
-    missing = [i for i in range(len(arch)) if i not in seen]
+    missing = []
+    for i, choice in enumerate(arch):
+        held = blocks.get(i, {})
+        if choice in held:
+            continue
+        k = CHOICE_KERNELS.get(choice)
+        bigger = [
+            c for c in held if c != 'shuffle_xception' and c in
+            CHOICE_KERNELS and choice != 'shuffle_xception'
+            and CHOICE_KERNELS[c] > k and (CHOICE_KERNELS[c] - k) % 2 == 0
+        ]
+        if not bigger:
+            missing.append(i)
+            continue
+        src = max(bigger, key=CHOICE_KERNELS.get)
+        old, new = f'{prefix}layers.{i}.{src}.', f'{prefix}layers.{i}.{choice}.'
+        big_k = CHOICE_KERNELS[src]
+        for key, v in held[src]:
+            if v.dim() == 4 and v.shape[1] == 1 and v.shape[-1] == big_k:
+                o = (big_k - k) // 2
+                v = v[:, :, o:o + k, o:o + k].contiguous()
+            out[new + key[len(old):]] = v
     if missing:
         raise KeyError(
             f'no weights for layer(s) {missing} (choices '

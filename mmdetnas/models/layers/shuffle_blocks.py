@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
 from mmdetnas.search.search_space import CHOICE_KERNELS
@@ -138,11 +139,60 @@ class ShuffleChoiceBlock(nn.Module):
         else:
             self.branch_proj = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.kernel_size = proj_k if xception else kernel_size
+        self.xception = xception
+
+    def forward(self,
+                x: torch.Tensor,
+                kernel_size: Optional[int] = None) -> torch.Tensor:
+        """Run the block.
+
+        Args:
+            x (Tensor): ``(N, C, H, W)``.
+            kernel_size (int, optional): Run a ``k x k`` block as the
+                smaller block ``kernel_size x kernel_size`` whose depthwise
+                kernels are the centre of this block's (weight entanglement,
+                see :class:`mmdetnas.models.DetNASShuffleNetV2`); every
+                other weight is used as is. ``None``: the block's own kernel.
+
+        Returns:
+            Tensor: ``(N, out_channels, ceil(H / s), ceil(W / s))``.
+
+        Raises:
+            ValueError: ``kernel_size`` on an Xception block, larger than
+                the block's kernel, or of another parity.
+        """
+        if kernel_size is None or (kernel_size == self.kernel_size
+                                   and not self.xception):
+            if self.stride == 1:
+                x_proj, x = channel_shuffle_split(x, self.shuffle_order)
+                return torch.cat((x_proj, self.branch_main(x)), 1)
+            return torch.cat((self.branch_proj(x), self.branch_main(x)), 1)
+        if (self.xception or kernel_size > self.kernel_size
+                or (self.kernel_size - kernel_size) % 2):
+            raise ValueError(
+                f'cannot run a {"Xception" if self.xception else "k x k"} '
+                f'block with kernel {self.kernel_size} as kernel '
+                f'{kernel_size}; expected an odd size <= {self.kernel_size} '
+                'on a k x k block')
+        m = self.branch_main
         if self.stride == 1:
             x_proj, x = channel_shuffle_split(x, self.shuffle_order)
-            return torch.cat((x_proj, self.branch_main(x)), 1)
-        return torch.cat((self.branch_proj(x), self.branch_main(x)), 1)
+        else:
+            x_proj = self.branch_proj[1](
+                _cropped_dw(self.branch_proj[0], x, kernel_size))
+        main = m[2](_cropped_dw(m[1], m[0](x), kernel_size))
+        return torch.cat((x_proj, main), 1)
+
+
+def _cropped_dw(module: ConvModule, x: torch.Tensor, k: int) -> torch.Tensor:
+    """Depthwise conv + norm of ``module`` with the centre ``k x k`` of its
+    kernel and padding ``k // 2`` (the same conv as a ``k x k`` block)."""
+    conv = module.conv
+    o = (conv.kernel_size[0] - k) // 2
+    y = F.conv2d(x, conv.weight[:, :, o:o + k, o:o + k], conv.bias,
+                 conv.stride, k // 2, conv.dilation, conv.groups)
+    return module.norm(y) if module.with_norm else y
 
 
 def build_choice_block(choice: str, in_channels: int, out_channels: int,
