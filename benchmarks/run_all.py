@@ -32,6 +32,7 @@ BENCHMARKS = [
     ('constraint_cost', 'bench_constraint_cost.py'),
     ('search_throughput', 'bench_search_throughput.py'),
     ('what_search_buys', 'bench_what_search_buys.py'),
+    ('ranking', 'bench_ranking.py'),
 ]
 
 

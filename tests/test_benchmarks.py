@@ -15,7 +15,7 @@ import pytest
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BENCH = osp.join(ROOT, 'benchmarks')
 NAMES = ('supernet_overhead', 'candidate_eval', 'constraint_cost',
-         'search_throughput', 'what_search_buys')
+         'search_throughput', 'what_search_buys', 'ranking')
 FLOAT = r'-?\d+(\.\d+)?(e[-+]?\d+)?'
 
 

@@ -1,7 +1,7 @@
 """The whole DetNAS pipeline on the embedded real data, on a CPU.
 
     python tools/quickstart.py [--tiny] [--retinanet] [--work-dir DIR]
-        [--skip-data]
+        [--skip-data] [--seed S | --seeds S1 S2 ...]
 
 Stages (each one a plain tools/ command, printed before it runs):
   0. data: NEON tree-crown tiles (DeepForest wheel) + Fashion-MNIST
@@ -13,9 +13,16 @@ Stages (each one a plain tools/ command, printed before it runs):
      same schedule, as in DetNAS: a. classification on Fashion-MNIST from
      scratch, b. detection fine-tuning on the tiles    (tools/train.py)
   5. test of both on the test split                    (tools/test.py)
-It ends with a table (architecture, backbone FLOPs, search-val mAP under the
-supernet, Fashion-MNIST top-1 and search-val mAP after re-training, test mAP
-and mAP@0.5, wall time per stage), written to DIR/summary.md.
+It ends with a table (architecture, backbone FLOPs, search-val mAP@0.5 under
+the supernet, Fashion-MNIST top-1 and search-val mAP@0.5 after re-training,
+test mAP and mAP@0.5, wall time per stage), written to DIR/summary.md.
+
+The search space is the kernel sizes of the DetNAS 300M space with a
+weight-entangled supernet (docs/supernet_training.md); the search is held to
+within 5% of the backbone FLOPs of the all-3x3 baseline it is compared with.
+``--seed S`` seeds every stage (training, search, BN recalibration);
+``--seeds 0 1 2`` runs the whole pipeline once per seed into DIR/seed_S and
+writes the mean and spread to DIR/seeds_summary.md.
 """
 import argparse
 import glob
@@ -31,6 +38,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 QS = 'configs/quickstart'
 BASELINE = ('shuffle_3x3', ) * 20  # plain ShuffleNetV2 layout
+SPACE = '300M-kernel'  # the quickstart supernets' search space
 
 # schedule overrides of --tiny (CI); the configs hold the full quickstart
 TINY = dict(
@@ -110,7 +118,6 @@ def latest_metrics(work_dir, pattern):
     return {k: v for d in lines for k, v in d.items()}
 
 
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
@@ -126,7 +133,22 @@ def main(argv=None):
         '--skip-data',
         action='store_true',
         help='reuse data/ prepared by an earlier run')
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        '--seed', type=int, default=0,
+        help='seed of every stage (default 0)')
+    seeds.add_argument(
+        '--seeds', type=int, nargs='+',
+        help='run the pipeline once per seed (DIR/seed_S) and summarise '
+        'mean and spread in DIR/seeds_summary.md')
     args = parser.parse_args(argv)
+    if args.seeds:
+        return run_seeds(args)
+    return run_pipeline(args)
+
+
+def run_pipeline(args):
+    """One run of the whole pipeline; returns the summary rows."""
     py = sys.executable
     wd = args.work_dir
     sched = TINY if args.tiny else FULL
@@ -134,9 +156,13 @@ def main(argv=None):
     times = {}
     logs = osp.join(wd, 'logs')
 
+    seed_opt = f'randomness.seed={args.seed}'
+
     def opts(stage, *extra):
         items = list(sched.get(stage, [])) + list(extra)
-        return ['--cfg-options', *items] if items else []
+        items.append(f'train_cfg.seed={args.seed}' if stage == 'search'
+                     else seed_opt)
+        return ['--cfg-options', *items]
 
     if not args.skip_data:
         if osp.isdir(logs):
@@ -183,7 +209,7 @@ def main(argv=None):
     with open(osp.join(search_dir, 'candidates.jsonl')) as f:
         scores = {tuple(c['arch']): c['score'] for c in map(json.loads, f)}
     baseline_yaml = save_arch_file(
-        osp.join(wd, 'baseline_arch.yaml'), BASELINE, '300M')
+        osp.join(wd, 'baseline_arch.yaml'), BASELINE, SPACE)
     rows = []
     sub_pre_cfg = (
         f'{QS}/detnas_subnet_shufflenetv2-300m_quick_fashion-mnist.py')
@@ -210,22 +236,78 @@ def main(argv=None):
         run([
             py, 'tools/test.py', sub_cfg,
             last_checkpoint(rdir), '--work-dir', tdir, '--cfg-options',
-            arch_opt
+            arch_opt, seed_opt
         ], logs, 'test', times)
         m = latest_metrics(tdir, TEST_METRICS)
         rows.append(
             dict(
                 name=tag,
                 arch=arch,
-                flops=arch_flops(PRESETS['300M'], arch),
+                flops=arch_flops(PRESETS[SPACE], arch),
                 search_map=scores.get(arch),
                 top1=latest_metrics(pdir, TRAIN_SCALARS).get('accuracy/top1'),
                 retrained_map=latest_metrics(rdir, TRAIN_SCALARS).get(
-                    'coco/bbox_mAP'),
+                    'coco/bbox_mAP_50'),
                 test_map=m.get('coco/bbox_mAP'),
                 test_map50=m.get('coco/bbox_mAP_50')))
 
     write_summary(wd, rows, times, args)
+    return rows
+
+
+def run_seeds(args):
+    """``--seeds``: the pipeline once per seed, then mean and spread (the
+    summary is rewritten after every seed, so a partial study is kept)."""
+    root = args.work_dir
+    per_seed = {}
+    for i, seed in enumerate(args.seeds):
+        sub = argparse.Namespace(**vars(args))
+        sub.seed, sub.seeds = seed, None
+        sub.work_dir = osp.join(root, f'seed_{seed}')
+        sub.skip_data = args.skip_data or i > 0
+        per_seed[seed] = {r['name']: r for r in run_pipeline(sub)}
+        write_seeds_summary(root, per_seed, args)
+    return per_seed
+
+
+def write_seeds_summary(root, per_seed, args):
+    """``root/seeds_summary.md``: test mAP@0.5 of the searched subnet and
+    of the baseline per seed, mean ± sample standard deviation."""
+    import statistics
+
+    from mmdetnas.search import PRESETS, arch_to_indices
+    lines = [
+        f'# mmdetnas quickstart over seeds {list(per_seed)}'
+        f"{' (tiny)' if args.tiny else ''}", '',
+        '| seed | searched arch | searched FLOPs (MMACs) | '
+        'searched test mAP@0.5 | baseline test mAP@0.5 | searched - '
+        'baseline |', '|---|---|---|---|---|---|'
+    ]
+    diffs, cols = [], {'searched': [], 'baseline': []}
+    for seed, rows in per_seed.items():
+        a, b = rows['searched'], rows['baseline']
+        for k in cols:
+            cols[k].append(rows[k]['test_map50'] or 0.0)
+        d = (a['test_map50'] or 0.0) - (b['test_map50'] or 0.0)
+        diffs.append(d)
+        idx = ''.join(map(str, arch_to_indices(a['arch'], PRESETS[SPACE])))
+        lines.append(f"| {seed} | `{idx}` | {a['flops'] / 1e6:.1f} | "
+                     f"{_fmt(a['test_map50'])} | {_fmt(b['test_map50'])} | "
+                     f'{d:+.4f} |')
+
+    def ms(v):
+        sd = statistics.stdev(v) if len(v) > 1 else 0.0
+        return f'{statistics.mean(v):.4f} ± {sd:.4f}'
+
+    lines.append(f"| mean ± sd | | | {ms(cols['searched'])} | "
+                 f"{ms(cols['baseline'])} | {ms(diffs)} |")
+    wins = sum(d >= 0 for d in diffs)
+    lines += ['', f'Searched >= baseline in {wins} of {len(diffs)} seeds '
+              f'(baseline: all 3x3, {PRESETS[SPACE].name}).']
+    text = '\n'.join(lines) + '\n'
+    with open(osp.join(root, 'seeds_summary.md'), 'w') as f:
+        f.write(text)
+    print('\n' + text)
 
 
 def _fmt(v, spec='.4f'):
@@ -237,15 +319,19 @@ def write_summary(wd, rows, times, args):
 
     import torch
     from mmdetnas.search import PRESETS, arch_to_indices
-    space = PRESETS['300M']
+    space = PRESETS[SPACE]
     lines = [
-        f"# mmdetnas quickstart {'(tiny)' if args.tiny else ''}", '',
+        f"# mmdetnas quickstart {'(tiny)' if args.tiny else ''}"
+        f'(seed {args.seed})', '',
         f'Machine: {platform.processor() or platform.machine()}, '
         f'{os.cpu_count()} CPU cores, torch {torch.__version__}, '
         f'{"CUDA" if torch.cuda.is_available() else "CPU only"}.', '',
+        f'Search space {SPACE} (choice indices: 0 = 3x3, 1 = 5x5, 2 = 7x7), '
+        'weight-entangled supernet; search score search-val mAP@0.5, '
+        'backbone FLOPs held within 5% of the baseline.', '',
         '| subnet | architecture (choice indices) | backbone FLOPs (MMACs, '
-        '224x224) | search-val mAP (supernet) | Fashion-MNIST top-1 (%) | '
-        'search-val mAP (re-trained) | test mAP | test mAP@0.5 |',
+        '224x224) | search-val mAP@0.5 (supernet) | Fashion-MNIST top-1 (%) '
+        '| search-val mAP@0.5 (re-trained) | test mAP | test mAP@0.5 |',
         '|---|---|---|---|---|---|---|---|'
     ]
     for r in rows:

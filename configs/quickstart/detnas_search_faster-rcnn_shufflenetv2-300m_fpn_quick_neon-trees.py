@@ -1,5 +1,5 @@
 # Quickstart stage 3: the evolutionary search on the quickstart supernet,
-# scored by CocoMetric (unrounded) on the search_val tiles, with BN
+# scored by CocoMetric mAP@0.5 (unrounded) on the search_val tiles, with BN
 # recalibration on supernet_train tiles. Same loop as
 # configs/detnas/detnas_search_faster-rcnn_shufflenetv2-300m_fpn_coco.py,
 # a CPU-sized population.
@@ -18,7 +18,7 @@ train_cfg = dict(
     mutate_prob=0.1,
     # matched FLOPs: within 5% of the all-3x3 baseline (262.7M MACs)
     flops=(None, 275e6),
-    score_key='coco/bbox_mAP',
+    score_key='coco/bbox_mAP_50',  # the quickstart compares test mAP@0.5
     calibrate_bn=True,
     calib_iters=4,
     calib_batch_size=4,

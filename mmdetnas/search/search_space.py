@@ -161,7 +161,8 @@ def build_search_space(cfg: Union[str, dict, SearchSpace]) -> SearchSpace:
     """Build a search space from a preset name, a dict or an instance.
 
     Args:
-        cfg: ``'300M'``, ``'1.3G'``, ``'3.8G'``, ``'300M-kernel'``, a dict with the fields of
+        cfg: ``'300M'``, ``'1.3G'``, ``'3.8G'``, ``'300M-kernel'``, a dict
+            with the fields of
             :class:`SearchSpace` (``name`` optional, default ``'custom'``), or
             a :class:`SearchSpace`.
 

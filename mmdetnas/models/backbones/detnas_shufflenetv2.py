@@ -349,7 +349,8 @@ def slice_supernet_state_dict(
             missing.append(i)
             continue
         src = max(bigger, key=CHOICE_KERNELS.get)
-        old, new = f'{prefix}layers.{i}.{src}.', f'{prefix}layers.{i}.{choice}.'
+        old = f'{prefix}layers.{i}.{src}.'
+        new = f'{prefix}layers.{i}.{choice}.'
         big_k = CHOICE_KERNELS[src]
         for key, v in held[src]:
             if v.dim() == 4 and v.shape[1] == 1 and v.shape[-1] == big_k:
