@@ -22,7 +22,9 @@ weight-entangled supernet (docs/supernet_training.md); the search is held to
 within 5% of the backbone FLOPs of the all-3x3 baseline it is compared with.
 ``--seed S`` seeds every stage (training, search, BN recalibration);
 ``--seeds 0 1 2`` runs the whole pipeline once per seed into DIR/seed_S and
-writes the mean and spread to DIR/seeds_summary.md.
+writes the mean and spread to DIR/seeds_summary.md (seeds already finished
+there, e.g. run in parallel as ``--seed S --work-dir DIR/seed_S``, are
+collected, not run again).
 """
 import argparse
 import glob
@@ -252,12 +254,18 @@ def run_pipeline(args):
                 test_map50=m.get('coco/bbox_mAP_50')))
 
     write_summary(wd, rows, times, args)
+    with open(osp.join(wd, 'summary.json'), 'w') as f:
+        json.dump(dict(seed=args.seed, tiny=args.tiny, rows=rows,
+                       times=times), f, indent=1)
     return rows
 
 
 def run_seeds(args):
     """``--seeds``: the pipeline once per seed, then mean and spread (the
-    summary is rewritten after every seed, so a partial study is kept)."""
+    summary is rewritten after every seed, so a partial study is kept). A
+    seed whose work dir holds a finished run (``summary.json``) is not run
+    again: a killed study resumes with its finished seeds, and seeds run as
+    separate ``--seed S --work-dir DIR/seed_S`` commands are collected."""
     root = args.work_dir
     per_seed = {}
     for i, seed in enumerate(args.seeds):
@@ -265,6 +273,16 @@ def run_seeds(args):
         sub.seed, sub.seeds = seed, None
         sub.work_dir = osp.join(root, f'seed_{seed}')
         sub.skip_data = args.skip_data or i > 0
+        done = osp.join(sub.work_dir, 'summary.json')
+        if osp.isfile(done):  # finished earlier (or run separately)
+            with open(done) as f:
+                saved = json.load(f)
+            if saved['seed'] == seed and saved['tiny'] == args.tiny:
+                print(f'seed {seed}: reusing the finished run in '
+                      f'{sub.work_dir}')
+                per_seed[seed] = {r['name']: r for r in saved['rows']}
+                write_seeds_summary(root, per_seed, args)
+                continue
         per_seed[seed] = {r['name']: r for r in run_pipeline(sub)}
         write_seeds_summary(root, per_seed, args)
     return per_seed
@@ -297,7 +315,8 @@ def write_seeds_summary(root, per_seed, args):
 
     def ms(v):
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
-        return f'{statistics.mean(v):.4f} ± {sd:.4f}'
+        mean = round(statistics.mean(v), 10) + 0.0  # no '-0.0000'
+        return f'{mean:.4f} ± {sd:.4f}'
 
     lines.append(f"| mean ± sd | | | {ms(cols['searched'])} | "
                  f"{ms(cols['baseline'])} | {ms(diffs)} |")

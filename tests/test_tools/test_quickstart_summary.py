@@ -1,0 +1,74 @@
+"""The quickstart's multi-seed summary (``tools/quickstart.py --seeds``)."""
+import argparse
+
+from tests.e2e_utils import load_tool
+
+A3 = ('shuffle_3x3', ) * 20
+A5 = ('shuffle_5x5', ) + ('shuffle_3x3', ) * 19
+
+
+def _rows(searched, baseline):
+    return {
+        'searched': dict(name='searched', arch=A5, flops=264.5e6,
+                         test_map50=searched),
+        'baseline': dict(name='baseline', arch=A3, flops=262.7e6,
+                         test_map50=baseline),
+    }
+
+
+def test_seeds_summary_mean_sd_and_wins(tmp_path):
+    qs = load_tool('quickstart.py')
+    per_seed = {0: _rows(0.30, 0.20), 1: _rows(0.10, 0.20),
+                2: _rows(0.20, 0.20)}
+    qs.write_seeds_summary(str(tmp_path), per_seed,
+                           argparse.Namespace(tiny=False))
+    text = (tmp_path / 'seeds_summary.md').read_text()
+    lines = text.splitlines()
+    # per seed: the difference searched - baseline
+    assert '| 0 | `10000000000000000000` | 264.5 | 0.3000 | 0.2000 | ' \
+        '+0.1000 |' in lines
+    assert any(x.startswith('| 1 |') and x.endswith('-0.1000 |')
+               for x in lines)
+    # mean and sample sd by hand: searched 0.2 ± 0.1, baseline 0.2 ± 0,
+    # differences (0.1, -0.1, 0) -> 0 ± 0.1
+    assert '| mean ± sd | | | 0.2000 ± 0.1000 | 0.2000 ± 0.0000 | ' \
+        '0.0000 ± 0.1000 |' in lines
+    # ties count as "searched >= baseline"
+    assert 'Searched >= baseline in 2 of 3 seeds' in text
+
+
+def test_missing_test_metric_counts_as_zero(tmp_path):
+    qs = load_tool('quickstart.py')
+    qs.write_seeds_summary(str(tmp_path), {0: _rows(None, 0.05)},
+                           argparse.Namespace(tiny=True))
+    text = (tmp_path / 'seeds_summary.md').read_text()
+    assert '| 0 | `10000000000000000000` | 264.5 | - | 0.0500 | -0.0500 |' \
+        in text
+    assert 'Searched >= baseline in 0 of 1 seeds' in text
+
+
+def test_seeds_study_collects_finished_runs(tmp_path, monkeypatch):
+    """Seeds whose work dir holds a finished run are collected, not run
+    again (a killed study resumes; seeds run in parallel are gathered)."""
+    import json
+    qs = load_tool('quickstart.py')
+    ran = []
+    monkeypatch.setattr(qs, 'run_pipeline',
+                        lambda a: ran.append(a.seed) or list(
+                            _rows(0.4, 0.1).values()))
+    for seed, (a, b) in ((0, (0.30, 0.20)), (2, (0.10, 0.20))):
+        d = tmp_path / f'seed_{seed}'
+        d.mkdir()
+        rows = [dict(r, arch=list(r['arch']))
+                for r in _rows(a, b).values()]
+        (d / 'summary.json').write_text(
+            json.dumps(dict(seed=seed, tiny=False, rows=rows, times={})))
+    qs.main(['--seeds', '0', '1', '2', '--work-dir', str(tmp_path),
+             '--skip-data'])
+    assert ran == [1]  # only the unfinished seed ran
+    text = (tmp_path / 'seeds_summary.md').read_text()
+    assert '| 2 | `10000000000000000000` | 264.5 | 0.1000 | 0.2000 | ' \
+        '-0.1000 |' in text
+    # searched 0.3, 0.4, 0.1 -> mean 0.2667
+    assert '0.2667 ± ' in text
+    assert 'Searched >= baseline in 2 of 3 seeds' in text
