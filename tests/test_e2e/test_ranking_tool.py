@@ -27,7 +27,7 @@ SUBNET = (
     f'{QS}/'
     f'detnas_subnet_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py')
 TOOL = 'tools/analysis_tools/ranking_correlation.py'
-SPACE = PRESETS['300M']
+SPACE = PRESETS['300M-kernel']  # the quickstart supernets' space
 
 pytestmark = pytest.mark.slow
 
@@ -149,12 +149,13 @@ def test_ranking_tool_killed_and_resumed(trained, tmp_path):
     assert len(state['standalone']) == 3
 
     res = read_json(wd / 'ranking.json')
-    assert res['k'] == 2 and res['standalone_key'] == 'coco/bbox_mAP'
+    assert res['k'] == 2 and res['standalone_key'] == 'coco/bbox_mAP_50'
     assert len(res['archs']) == 3
     for row in res['archs']:
         assert (row['flops'], row['params']) == arch_cost(
             SPACE, tuple(row['arch']))
-        assert 270e6 <= row['flops'] <= 300e6  # default band
+        # default band: [0.9 * max, max] of the search's FLOPs limit
+        assert 0.9 * 275e6 <= row['flops'] <= 275e6
         st = state['standalone'][row['key']]
         assert row['standalone_score'] == st['score']
         assert 'coco/bbox_mAP_50' in st['metrics']  # CocoMetric's record
