@@ -120,3 +120,13 @@ def test_subnet_ignores_weight_sharing():
     sub = DetNASShuffleNetV2(arch=arch, weight_sharing='kernel')
     assert sub.weight_sharing == 'none'
     assert all(list(layer.keys()) == ['shuffle_3x3'] for layer in sub.layers)
+
+
+def test_independent_supernet_missing_block_is_not_cropped():
+    """A block missing from an independent supernet is an error, not a crop
+    of the layer's 7x7 block."""
+    sd = DetNASShuffleNetV2().state_dict()
+    sd = {k: v for k, v in sd.items()
+          if not k.startswith('layers.3.shuffle_5x5.')}
+    with pytest.raises(KeyError, match=r'\[3\]'):
+        slice_supernet_state_dict(sd, ('shuffle_5x5', ) * 20, prefix='')

@@ -302,9 +302,9 @@ def slice_supernet_state_dict(
     ``{prefix}layers.{i}.{choice}.…``; those whose choice differs from
     ``arch[i]`` are dropped, every other key (stem, neck, heads…) is kept
     unchanged, so the result loads strictly into the subnet built with
-    ``arch``. For a supernet with ``weight_sharing='kernel'`` a ``k x k``
-    choice has no keys of its own: it is cut out of the layer's largest
-    ``k x k`` block (keys renamed, depthwise kernels ``(C, 1, K, K)``
+    ``arch``. For a supernet with ``weight_sharing='kernel'`` (recognised by
+    holding at most one ``k x k`` block per layer) a ``k x k`` choice has no
+    keys of its own: it is cut out of the layer's ``k x k`` block (keys renamed, depthwise kernels ``(C, 1, K, K)``
     cropped to their centre ``k x k``), which is exactly what that
     supernet runs for the choice.
 
@@ -334,13 +334,18 @@ def slice_supernet_state_dict(
             if c != arch[i]:
                 continue
         out[k] = v
+    # an entangled supernet holds at most one k x k block per layer; in an
+    # independent one a missing block is an error, never cropped from another
+    entangled = all(
+        sum(c != 'shuffle_xception' for c in held) <= 1
+        for held in blocks.values())
     missing = []
     for i, choice in enumerate(arch):
         held = blocks.get(i, {})
         if choice in held:
             continue
         k = CHOICE_KERNELS.get(choice)
-        bigger = [
+        bigger = [] if not entangled else [
             c for c in held if c != 'shuffle_xception' and c in
             CHOICE_KERNELS and choice != 'shuffle_xception'
             and CHOICE_KERNELS[c] > k and (CHOICE_KERNELS[c] - k) % 2 == 0
