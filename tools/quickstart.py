@@ -340,7 +340,7 @@ def write_summary(wd, rows, times, args):
     from mmdetnas.search import PRESETS, arch_to_indices
     space = PRESETS[SPACE]
     lines = [
-        f"# mmdetnas quickstart {'(tiny)' if args.tiny else ''}"
+        f"# mmdetnas quickstart {'(tiny) ' if args.tiny else ''}"
         f'(seed {args.seed})', '',
         f'Machine: {platform.processor() or platform.machine()}, '
         f'{os.cpu_count()} CPU cores, torch {torch.__version__}, '

@@ -18,6 +18,9 @@ train_cfg = dict(
     mutate_prob=0.1,
     # matched FLOPs: within 5% of the all-3x3 baseline (262.7M MACs)
     flops=(None, 275e6),
+    # few uniform random paths are that small (the mean is ~284M): draw
+    # more before a generation gives up (a FLOPs check costs ~20 us)
+    max_tries_factor=200,
     score_key='accuracy/top1',
     calibrate_bn=True,
     calib_iters=20,
