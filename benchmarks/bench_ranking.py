@@ -48,6 +48,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -219,7 +220,8 @@ def main(argv=None):
         args.num_archs, args.seeds = 3, args.seeds[:2] or [0, 1]
         args.supernet_iters, args.standalone_iters = 6, 4
         args.band = (262e6, 300e6)
-        args.work_dir = osp.join(args.work_dir, 'smoke')
+        # a fresh folder: every smoke run trains (and times) its archs
+        args.work_dir = tempfile.mkdtemp(prefix='mmdetnas-bench-ranking-')
     env = common.env_info(common.setup(args))
     report = common.Report(
         'ranking', 'Supernet ranking correlation (quickstart classification '

@@ -60,7 +60,11 @@ def search_cmd(args, nproc, ckpt, work_dir, device):
         f'train_cfg.population_size={args.population}',
         'train_cfg.num_mutation=0', 'train_cfg.num_crossover=0',
         'train_cfg.calib_iters=1',
-        f'train_cfg.top_k={min(3, args.population)}', 'log_level=WARNING'
+        f'train_cfg.top_k={min(3, args.population)}', 'log_level=WARNING',
+        # the paper's supernet layout (see common.load_cfg)
+        'model.backbone.search_space=300M',
+        'model.backbone.weight_sharing=none', 'train_cfg.flops=[None,3e8]',
+        'train_cfg.max_tries_factor=10'
     ]
     if args.images:
         opts.append(f'val_dataloader.dataset.indices={args.images}')

@@ -412,11 +412,21 @@ def tensor_state_bytes(model, optimizer=None) -> dict:
 # ---------------------------------------------------------------- models
 def load_cfg(path: str):
     """A config with SyncBN turned into BN (what the tools do on CPU /
-    in one process)."""
+    in one process). A supernet backbone gets the paper's layout (the 300M
+    space, 4 choices with independent weights) instead of the quickstart's
+    entangled kernel-size space: these benchmarks measure DetNAS's own
+    supernet and its official paths."""
     from mmengine.config import Config
     from mmdetnas.utils.setup_env import sync_bn_to_bn
     cfg = Config.fromfile(path)
     sync_bn_to_bn(cfg._cfg_dict)
+    bb = cfg.model.get('backbone', {})
+    if bb.get('arch') is None and 'weight_sharing' in bb:
+        bb.search_space, bb.weight_sharing = '300M', 'none'
+        flops = cfg.get('train_cfg', {}).get('flops')
+        if flops is not None:  # the paper's limit, not the quickstart's
+            cfg.train_cfg.flops = (None, 300e6)
+            cfg.train_cfg.max_tries_factor = 10
     return cfg
 
 

@@ -16,7 +16,7 @@ from tests.e2e_utils import run_tool, scalars
 pytestmark = pytest.mark.slow
 
 QS = 'configs/quickstart'
-ITERS = 150
+ITERS = 300  # the quickstart's stage-1 schedule (the target's)
 ALL_3X3 = '[' + ','.join(['shuffle_3x3'] * 20) + ']'
 
 
@@ -39,7 +39,7 @@ def test_random_path_supernet_reaches_80_percent_of_a_fixed_subnet(tmp_path):
                             'required (tools/install.sh installs it)')
     data = str(tmp_path / 'fmnist')
     run_tool(['tools/dataset_converters/prepare_fashion_mnist.py',
-              '--out-dir', data, '--num-train', '3000', '--num-val', '500'])
+              '--out-dir', data, '--num-train', '6000', '--num-val', '1000'])
     sup_dir = str(tmp_path / 'supernet')
     run_tool(['tools/train.py',
               f'{QS}/detnas_supernet_shufflenetv2-300m_quick_fashion-mnist.py',
