@@ -304,9 +304,9 @@ def slice_supernet_state_dict(
     unchanged, so the result loads strictly into the subnet built with
     ``arch``. For a supernet with ``weight_sharing='kernel'`` (recognised by
     holding at most one ``k x k`` block per layer) a ``k x k`` choice has no
-    keys of its own: it is cut out of the layer's ``k x k`` block (keys renamed, depthwise kernels ``(C, 1, K, K)``
-    cropped to their centre ``k x k``), which is exactly what that
-    supernet runs for the choice.
+    keys of its own: it is cut out of the layer's ``k x k`` block (keys
+    renamed, depthwise kernels ``(C, 1, K, K)`` cropped to their centre
+    ``k x k``), which is exactly what that supernet runs for the choice.
 
     Args:
         state_dict (dict[str, Tensor]): Supernet (or detector) state dict.
