@@ -315,8 +315,8 @@ def slice_supernet_state_dict(
             detector or classifier, ``''`` for a bare backbone).
 
     Returns:
-        dict[str, Tensor]: the sliced state dict (same tensor objects, or
-        views of them for cropped kernels).
+        dict[str, Tensor]: the sliced state dict (same tensor objects;
+        cropped kernels are contiguous copies).
 
     Raises:
         KeyError: a chosen block is missing from the state dict (with the
@@ -344,16 +344,12 @@ def slice_supernet_state_dict(
         held = blocks.get(i, {})
         if choice in held:
             continue
-        k = CHOICE_KERNELS.get(choice)
-        bigger = [] if not entangled else [
-            c for c in held if c != 'shuffle_xception' and c in
-            CHOICE_KERNELS and choice != 'shuffle_xception'
-            and CHOICE_KERNELS[c] > k and (CHOICE_KERNELS[c] - k) % 2 == 0
-        ]
-        if not bigger:
+        # the block an entangled supernet runs for this choice
+        src, k = entangled_routes(list(held) + [choice],
+                                  'kernel' if entangled else 'none')[choice]
+        if k is None or src not in held:
             missing.append(i)
             continue
-        src = max(bigger, key=CHOICE_KERNELS.get)
         old = f'{prefix}layers.{i}.{src}.'
         new = f'{prefix}layers.{i}.{choice}.'
         big_k = CHOICE_KERNELS[src]
