@@ -3,6 +3,9 @@
 # the architecture with --cfg-options model.backbone.arch=path/to/arch.yaml
 _base_ = './detnas_supernet_shufflenetv2-300m_8xb128_in1k.py'
 arch = 'COCO-FPN-300M'
-model = dict(backbone=dict(arch=arch))
+# fixed networks train with BN momentum 0.01 in the reference code (0.1 only
+# in its supernet/search configs)
+norm_cfg = dict(type='SyncBN', momentum=0.01, requires_grad=True)
+model = dict(backbone=dict(arch=arch, norm_cfg=norm_cfg))
 custom_hooks = []
 find_unused_parameters = False

@@ -7,6 +7,7 @@ import math
 import os.path as osp
 
 import pytest
+import torch
 
 from tests.e2e_utils import (coco_options, make_tiny_coco, make_tiny_imagenet,
                              run_tool, scalars)
@@ -97,7 +98,15 @@ def test_frcnn_supernet_trains_and_auto_resumes(coco, tmp_path):
     # --resume without a path: the latest checkpoint of the work dir
     out = train(FRCNN, wd, 'train_cfg.max_iters=10', *opts, extra=['--resume'])
     assert 'resumed epoch: 0, iter: 8' in out.stdout + out.stderr
-    assert osp.isfile(wd / 'iter_10.pth') or osp.isfile(wd / 'iter_8.pth')
+    # the resumed run trained iterations 9 and 10 and saved the last one
+    ckpt = torch.load(wd / 'iter_10.pth', map_location='cpu',
+                      weights_only=False)
+    assert ckpt['meta']['iter'] == 10
+    assert (wd / 'last_checkpoint').read_text().strip().endswith(
+        'iter_10.pth')
+    # the optimizer state went on from the resumed one: SGD momentum
+    # buffers exist for the trained parameters
+    assert ckpt['optimizer']['state']
 
 
 def test_retinanet_supernet_trains(coco, tmp_path):

@@ -12,12 +12,10 @@ from mmdetnas.search import (OFFICIAL_ARCHS, PRESETS, arch_cost,
                              arch_to_indices, load_arch_file)
 from tests.e2e_utils import ROOT, load_tool
 
-# the reference key layout lives in the workspace's shared/ folder (next to
-# the repository, or inside a checkout that carries it)
-KEYS_JSONS = [
-    osp.join(base, 'shared', 'reference', 'detnas_official_backbone_keys.json')
-    for base in (ROOT, osp.dirname(ROOT))
-]
+# the reference key layout (names and shapes of the official backbones and
+# the 300M supernet, read from megvii-model/DetNAS checkpoints)
+KEYS_JSON = osp.join(ROOT, 'tests', 'data',
+                     'detnas_official_backbone_keys.json')
 NAMES = ('shuffle_3x3', 'shuffle_5x5', 'shuffle_7x7', 'shuffle_xception')
 
 
@@ -122,11 +120,8 @@ def convert_tool():
 
 @pytest.fixture(scope='module')
 def reference_keys():
-    for path in KEYS_JSONS:
-        if osp.isfile(path):
-            with open(path) as f:
-                return json.load(f)
-    pytest.skip(f'reference key layout not found in {KEYS_JSONS}')
+    with open(KEYS_JSON) as f:
+        return json.load(f)
 
 
 def _synthesize(layout, seed=0):
@@ -183,7 +178,12 @@ def test_convert_reference_layouts(tmp_path, convert_tool, reference_keys,
         }), src)
     out, space, arch = convert_tool.main([src, dst])
     saved = _read(dst)['state_dict']
-    assert set(saved) == set(out) and len(saved) == len(ref)
+    # every reference tensor placed, plus the shuffle-order record
+    assert set(saved) == set(out) | {'shuffle_order'}
+    assert len(out) == len(ref)
+    assert _read(dst)['meta']['shuffle_order'] == (
+        'transpose' if entry.endswith('-search') else 'interleave')
+    saved.pop('shuffle_order')
 
     supernet = entry.endswith('-search')
     official = entry[:-len('-search')] if supernet else entry
@@ -273,3 +273,278 @@ def test_convert_missing_key(tmp_path, convert_tool, reference_keys):
     torch.save(ref, src)
     with pytest.raises(RuntimeError, match='Missing'):
         convert_tool.main([src, str(tmp_path / 'x.pth')])
+
+
+# ------------------------------------------ whole reference checkpoints
+HEAD = 256  # FPN / head width of the reference detectors
+STAGES_300M = (64, 160, 320, 640)
+
+
+def _bn(prefix, c, g):
+    return {
+        f'{prefix}.weight': torch.rand(c, generator=g) + 0.5,
+        f'{prefix}.bias': torch.randn(c, generator=g),
+        f'{prefix}.running_mean': torch.randn(c, generator=g),
+        f'{prefix}.running_var': torch.rand(c, generator=g) + 0.5,
+        f'{prefix}.num_batches_tracked': torch.tensor(7),
+    }
+
+
+def _conv(prefix, cout, cin, k, g):
+    return {
+        f'{prefix}.weight': torch.randn(cout, cin, k, k, generator=g) * 0.1,
+        f'{prefix}.bias': torch.randn(cout, generator=g),
+    }
+
+
+def _reference_faster_rcnn(layout, g, num_classes=81):
+    """A maskrcnn-benchmark Faster R-CNN FPN state dict as the DetNAS
+    reference saves it (e2e_faster_rcnn_DETNAS_COCO_FPN_300M_1x.yaml):
+    FPN convs with bias + SyncBN (``fpn_inner{i}.0/1``), RPN head, 4conv
+    (bias + SyncBN, ReLU: indices 0,1,2 per conv) + fc6 box head."""
+    state = {'module.backbone.body.' + k: v
+             for k, v in _synthesize(layout).items()}
+    for i, c in enumerate(STAGES_300M, 1):
+        state.update(_conv(f'backbone.fpn.fpn_inner{i}.0', HEAD, c, 1, g))
+        state.update(_bn(f'backbone.fpn.fpn_inner{i}.1', HEAD, g))
+        state.update(_conv(f'backbone.fpn.fpn_layer{i}.0', HEAD, HEAD, 3, g))
+        state.update(_bn(f'backbone.fpn.fpn_layer{i}.1', HEAD, g))
+    state.update(_conv('rpn.head.conv', HEAD, HEAD, 3, g))
+    state.update(_conv('rpn.head.cls_logits', 3, HEAD, 1, g))
+    state.update(_conv('rpn.head.bbox_pred', 12, HEAD, 1, g))
+    for lvl in range(5):
+        state[f'rpn.anchor_generator.cell_anchors.{lvl}'] = torch.randn(3, 4)
+    fe = 'roi_heads.box.feature_extractor'
+    for j in range(4):
+        state.update(_conv(f'{fe}.xconvs.{3 * j}', HEAD, HEAD, 3, g))
+        state.update(_bn(f'{fe}.xconvs.{3 * j + 1}', HEAD, g))
+    state[f'{fe}.fc6.weight'] = torch.randn(1024, HEAD * 49, generator=g)
+    state[f'{fe}.fc6.bias'] = torch.randn(1024, generator=g)
+    pred = 'roi_heads.box.predictor'
+    state[f'{pred}.cls_score.weight'] = torch.randn(num_classes, 1024,
+                                                    generator=g)
+    state[f'{pred}.cls_score.bias'] = torch.randn(num_classes, generator=g)
+    state[f'{pred}.bbox_pred.weight'] = torch.randn(num_classes * 4, 1024,
+                                                    generator=g)
+    state[f'{pred}.bbox_pred.bias'] = torch.randn(num_classes * 4,
+                                                  generator=g)
+    return {k if k.startswith('module.') else 'module.' + k: v
+            for k, v in state.items()}
+
+
+def _build(config):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    init_default_scope('mmdet')
+    return MODELS.build(cfg.model)
+
+
+def _conv_bn_reference(conv, bn, x):
+    """conv (with bias) then BN in eval mode, written out by hand."""
+    y = torch.nn.functional.conv2d(x, conv['weight'], conv['bias'],
+                                   padding=conv['weight'].shape[-1] // 2)
+    shape = (1, -1, 1, 1)
+    return ((y - bn['running_mean'].view(shape)) /
+            torch.sqrt(bn['running_var'].view(shape) + 1e-5) *
+            bn['weight'].view(shape) + bn['bias'].view(shape))
+
+
+def _sub(state, prefix):
+    return {k[len(prefix):]: v for k, v in state.items()
+            if k.startswith(prefix) and '.' not in k[len(prefix):]}
+
+
+OFFICIAL_FRCNN = 'configs/detnas/detnas_official_faster-rcnn_shufflenetv2-' \
+    '300m_fpn_1x_coco.py'
+OFFICIAL_RETINA = 'configs/detnas/detnas_official_retinanet_shufflenetv2-' \
+    '300m_fpn_1x_coco.py'
+
+
+def test_convert_reference_faster_rcnn(tmp_path, convert_tool,
+                                       reference_keys, capsys):
+    g = torch.Generator().manual_seed(3)
+    ref = _reference_faster_rcnn(reference_keys['COCO-FPN-300M'], g)
+    src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'det.pth')
+    torch.save({'model': ref}, src)  # what the reference saves
+    convert_tool.main([src, dst, '--config', OFFICIAL_FRCNN])
+    printed = capsys.readouterr().out
+    assert 'whole detector' in printed and 'anchor_generator' in printed
+    ckpt = _read(dst)
+    meta, saved = ckpt['meta'], ckpt['state_dict']
+    assert meta['shuffle_order'] == 'interleave'
+    assert sorted(meta['dropped']) == sorted(
+        f'rpn.anchor_generator.cell_anchors.{i}' for i in range(5))
+
+    model = _build(OFFICIAL_FRCNN)
+    model.load_state_dict(saved, strict=True)
+    model.eval()
+    r = lambda k: ref['module.' + k]  # noqa: E731
+    # FPN lateral 0 and output conv 3: conv + bias + BN (reference) equals
+    # mmdet's bias-free ConvModule with the bias folded into its BN
+    for src_name, module in (('fpn_inner1', model.neck.lateral_convs[0]),
+                             ('fpn_layer4', model.neck.fpn_convs[3])):
+        conv = _sub(ref, f'module.backbone.fpn.{src_name}.0.')
+        bn = _sub(ref, f'module.backbone.fpn.{src_name}.1.')
+        x = torch.randn(2, conv['weight'].shape[1], 6, 6, generator=g)
+        with torch.no_grad():
+            torch.testing.assert_close(module(x),
+                                       _conv_bn_reference(conv, bn, x))
+    # box head conv 2 (xconvs.6/7, then ReLU)
+    fe = 'module.roi_heads.box.feature_extractor'
+    x = torch.randn(2, HEAD, 7, 7, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.roi_head.bbox_head.shared_convs[2](x),
+            _conv_bn_reference(_sub(ref, f'{fe}.xconvs.6.'),
+                               _sub(ref, f'{fe}.xconvs.7.'), x).relu())
+    # RPN head and fc6: copied
+    assert torch.equal(saved['rpn_head.rpn_cls.weight'],
+                       r('rpn.head.cls_logits.weight'))
+    assert torch.equal(saved['rpn_head.rpn_conv.bias'],
+                       r('rpn.head.conv.bias'))
+    assert torch.equal(saved['roi_head.bbox_head.shared_fcs.0.weight'],
+                       r('roi_heads.box.feature_extractor.fc6.weight'))
+    # predictor: maskrcnn-benchmark class c+1 (0 = background) is mmdet
+    # class c (background last); regression rows of the background dropped
+    feat = torch.randn(5, 1024, generator=g)
+    pred = 'roi_heads.box.predictor'
+    ref_logits = feat @ r(f'{pred}.cls_score.weight').T + r(
+        f'{pred}.cls_score.bias')
+    ref_deltas = feat @ r(f'{pred}.bbox_pred.weight').T + r(
+        f'{pred}.bbox_pred.bias')
+    with torch.no_grad():
+        logits = model.roi_head.bbox_head.fc_cls(feat)
+        deltas = model.roi_head.bbox_head.fc_reg(feat)
+    assert logits.shape == (5, 81) and deltas.shape == (5, 320)
+    torch.testing.assert_close(logits[:, :80], ref_logits[:, 1:])
+    torch.testing.assert_close(logits[:, 80], ref_logits[:, 0])
+    torch.testing.assert_close(deltas, ref_deltas[:, 4:])
+
+    # --backbone-only: bare backbone keys plus the shuffle-order record
+    bdst = str(tmp_path / 'backbone.pth')
+    convert_tool.main([src, bdst, '--backbone-only'])
+    bsaved = _read(bdst)['state_dict']
+    assert not any(k.startswith(('neck', 'rpn', 'roi', 'backbone.'))
+                   for k in bsaved)
+    assert len(_read(bdst)['meta']['dropped']) == len(ref) - len(
+        reference_keys['COCO-FPN-300M'])
+
+
+def test_convert_reference_retinanet(tmp_path, convert_tool, reference_keys):
+    """RetinaNet: FPN on C3-C5 without norms (fpn_inner2..4), P6 from P5,
+    P7 from ReLU(P6); towers of conv + ReLU (indices 0, 2, 4, 6)."""
+    g = torch.Generator().manual_seed(4)
+    ref = {'backbone.body.' + k: v for k, v in _synthesize(
+        reference_keys['COCO-RetinaNet-300M']).items()}
+    for i, c in ((2, 160), (3, 320), (4, 640)):
+        ref.update(_conv(f'backbone.fpn.fpn_inner{i}', HEAD, c, 1, g))
+        ref.update(_conv(f'backbone.fpn.fpn_layer{i}', HEAD, HEAD, 3, g))
+    ref.update(_conv('backbone.fpn.top_blocks.p6', HEAD, HEAD, 3, g))
+    ref.update(_conv('backbone.fpn.top_blocks.p7', HEAD, HEAD, 3, g))
+    for tower in ('cls_tower', 'bbox_tower'):
+        for j in range(4):
+            ref.update(_conv(f'rpn.head.{tower}.{2 * j}', HEAD, HEAD, 3, g))
+    ref.update(_conv('rpn.head.cls_logits', 9 * 80, HEAD, 3, g))
+    ref.update(_conv('rpn.head.bbox_pred', 9 * 4, HEAD, 3, g))
+    ref['rpn.anchor_generator.cell_anchors.0'] = torch.randn(9, 4)
+    src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'det.pth')
+    torch.save({'model': {'module.' + k: v for k, v in ref.items()}}, src)
+    convert_tool.main([src, dst, '--config', OFFICIAL_RETINA])
+    saved = _read(dst)['state_dict']
+    model = _build(OFFICIAL_RETINA)
+    model.load_state_dict(saved, strict=True)
+    model.eval()
+
+    # the reference FPN forward, written out (maskrcnn-benchmark FPN +
+    # LastLevelP6P7 with in == out channels)
+    def conv(name, x):
+        p = _sub(ref, f'backbone.fpn.{name}.')
+        return torch.nn.functional.conv2d(x, p['weight'], p['bias'],
+                                          stride=2 if 'top' in name else 1,
+                                          padding=p['weight'].shape[-1] // 2)
+
+    feats = [torch.randn(1, c, s, s, generator=g)
+             for c, s in zip(STAGES_300M, (32, 16, 8, 4))]
+    last = conv('fpn_inner4', feats[3])
+    outs = [conv('fpn_layer4', last)]
+    for i in (3, 2):
+        last = conv(f'fpn_inner{i}', feats[i - 1]) + \
+            torch.nn.functional.interpolate(last, scale_factor=2)
+        outs.insert(0, conv(f'fpn_layer{i}', last))
+    p6 = conv('top_blocks.p6', outs[-1])
+    outs += [p6, conv('top_blocks.p7', p6.relu())]
+    with torch.no_grad():
+        got = model.neck(feats)
+    assert len(got) == 5
+    for a, b in zip(got, outs):
+        torch.testing.assert_close(a, b)
+    # towers: conv j of the reference is mmdet conv j; heads copied
+    assert torch.equal(saved['bbox_head.reg_convs.3.conv.weight'],
+                       ref['rpn.head.bbox_tower.6.weight'])
+    assert torch.equal(saved['bbox_head.retina_cls.bias'],
+                       ref['rpn.head.cls_logits.bias'])
+
+
+def test_convert_reference_imagenet(tmp_path, convert_tool, reference_keys):
+    """The ImageNet network: last_conv (conv + bias, BN) and fc.fc."""
+    from mmdetnas.models.classifiers import ImageClassifier
+    g = torch.Generator().manual_seed(5)
+    space = PRESETS['300M']
+    ref = _synthesize(reference_keys['COCO-FPN-300M'])
+    c = space.last_channels
+    ref.update(_conv('last_conv.conv', c, STAGES_300M[-1], 1, g))
+    ref.update(_bn('last_conv.bn', c, g))
+    ref['fc.fc.weight'] = torch.randn(1000, c, generator=g)
+    ref['fc.fc.bias'] = torch.randn(1000, generator=g)
+    src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'cls.pth')
+    torch.save({'module.' + k: v for k, v in ref.items()}, src)
+    convert_tool.main([src, dst])
+    saved = _read(dst)['state_dict']
+    model = ImageClassifier(
+        backbone=dict(type='mmdetnas.DetNASShuffleNetV2',
+                      arch='COCO-FPN-300M', shuffle_order='interleave',
+                      out_indices=(3, ), with_last_conv=True),
+        num_classes=1000)
+    model.load_state_dict(saved, strict=True)
+    model.eval()
+    x = torch.randn(2, STAGES_300M[-1], 4, 4, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.backbone.last_conv(x),
+            _conv_bn_reference(_sub(ref, 'last_conv.conv.'),
+                               _sub(ref, 'last_conv.bn.'), x).relu())
+    assert torch.equal(saved['head.fc.weight'], ref['fc.fc.weight'])
+
+
+def test_shuffle_order_mismatch_fails(tmp_path, convert_tool, reference_keys):
+    """Released weights ('interleave') into a backbone built by official name
+    alone ('transpose' by default) must fail, naming both orders, on every
+    loading path; the right order loads."""
+    from mmengine.runner import load_checkpoint
+    ref = _synthesize(reference_keys['COCO-FPN-300M'])
+    src = str(tmp_path / 'ref.pth')
+    torch.save({'module.backbone.body.' + k: v for k, v in ref.items()}, src)
+    bare, prefixed = str(tmp_path / 'bare.pth'), str(tmp_path / 'pre.pth')
+    convert_tool.main([src, bare])
+    convert_tool.main([src, prefixed, '--prefix', 'backbone.'])
+
+    wrong = DetNASShuffleNetV2(arch='COCO-FPN-300M')
+    with pytest.raises(RuntimeError, match="'interleave'.*'transpose'"):
+        load_checkpoint(wrong, bare, map_location='cpu')
+    with pytest.raises(RuntimeError, match="'interleave'.*'transpose'"):
+        wrong.load_state_dict(_read(bare)['state_dict'])
+    pretrained = DetNASShuffleNetV2(
+        arch='COCO-FPN-300M',
+        init_cfg=dict(type='Pretrained', checkpoint=prefixed,
+                      prefix='backbone.'))
+    with pytest.raises(RuntimeError, match="'interleave'.*'transpose'"):
+        pretrained.init_weights()
+    right = DetNASShuffleNetV2(arch='COCO-FPN-300M',
+                               shuffle_order='interleave')
+    load_checkpoint(right, bare, map_location='cpu', strict=True)
+    for k, v in right.state_dict().items():
+        if not k.endswith('num_batches_tracked'):
+            assert torch.equal(v, _read(bare)['state_dict'][k]), k

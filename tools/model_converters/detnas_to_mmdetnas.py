@@ -1,17 +1,43 @@
-"""Convert a reference-implementation DetNAS backbone checkpoint to mmdetnas.
+"""Convert reference DetNAS checkpoints (megvii-model/DetNAS) to mmdet.
 
     python tools/model_converters/detnas_to_mmdetnas.py IN OUT
-        [--prefix ''] [--strip PREFIX ...]
+        [--backbone-only] [--prefix P] [--strip PREFIX ...] [--config CFG]
 
-Accepts the official single models (COCO-FPN-300M, COCO-RetinaNet-300M,
-COCO-FPN-1.3G, COCO-FPN-3.8G: ``first_conv.*``, ``features.{i}.conv.*``,
-``features.{i}.proj_conv.*``) and the 300M supernet
-(``features.{i}.{choice}.*``), with wrapper prefixes such as ``module.`` or
-``backbone.body.`` stripped. The search space and (for single models) the
-architecture are inferred from the keys; the result is checked by loading it
-strictly into the mmdetnas backbone, and any key that cannot be placed is an
-error. The released single models use the ``'interleave'`` channel-shuffle
-order: build them with ``shuffle_order='interleave'``.
+Accepts what the reference code saves:
+
+* backbones: the official single models (COCO-FPN-300M,
+  COCO-RetinaNet-300M, COCO-FPN-1.3G, COCO-FPN-3.8G: ``first_conv.*``,
+  ``features.{i}.conv.*``, ``features.{i}.proj_conv.*``) and the 300M
+  supernet (``features.{i}.{choice}.*``);
+* whole detectors (``{'model': ...}`` with ``module.backbone.body.*``,
+  ``module.backbone.fpn.*``, ``module.rpn.*``, ``module.roi_heads.*``):
+  Faster R-CNN FPN (4conv-1fc or 2fc box head) and RetinaNet;
+* ImageNet classification networks (``last_conv`` and ``fc`` after the
+  features).
+
+The backbone is always converted (the search space and, for single models,
+the architecture are inferred from the keys and checked by a strict load).
+By default the rest is mapped onto mmdet's modules as well: the FPN onto
+``mmdet.FPN`` (``neck.*``; P6/P7 of RetinaNet onto its extra convs), the RPN
+onto ``RPNHead`` (``rpn_head.*``), the box head onto
+``Shared4Conv1FCBBoxHead``/``Shared2FCBBoxHead`` (``roi_head.bbox_head.*``;
+the background class moves from the first to the last logit, its box
+regression rows are dropped), the RetinaNet head onto ``RetinaHead``
+(``bbox_head.*``), and ``last_conv``/``fc`` onto this toolkit's classifier
+(``backbone.last_conv.*``, ``head.fc.*``). A conv bias followed by BN is
+folded into the BN's running mean (exact: BN removes any constant shift).
+Keys that have no mmdet counterpart (anchor buffers, which mmdet's
+``AnchorGenerator`` recomputes; mask or keypoint heads) are dropped and
+listed. ``--backbone-only`` writes the backbone alone (bare keys, or with
+``--prefix``) for ``init_cfg=dict(type='Pretrained', ...)``.
+
+The checkpoint's ``meta`` records the search space, the architecture, the
+channel-shuffle order and the dropped keys; the state dict also carries
+``<backbone prefix>shuffle_order`` so that loading the weights into a
+backbone built with the other order fails instead of giving wrong features.
+The released single models use ``shuffle_order='interleave'``; the configs
+``configs/detnas/detnas_official_*`` build the released detectors.
+``--config`` loads the result strictly into the model of an mmdet config.
 """
 import argparse
 import os
@@ -25,11 +51,15 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 
 import torch  # noqa: E402
 
+from mmdetnas.models.backbones.detnas_shufflenetv2 import (  # noqa: E402
+    SHUFFLE_ORDER_KEY, shuffle_order_tensor)
 from mmdetnas.search.arch import save_arch_file  # noqa: E402
 from mmdetnas.search.search_space import PRESETS, SearchSpace  # noqa: E402
 from mmdetnas.utils.checkpoint import load_local_checkpoint  # noqa: E402
 
-DEFAULT_STRIP = ('module.', 'backbone.body.', 'backbone.', 'body.')
+DEFAULT_STRIP = ('module.', )
+# wrappers of the backbone in the reference detectors and classifiers
+BACKBONE_PREFIXES = ('backbone.body.', 'backbone.', 'body.')
 _BLOCK = {'shufflenet_3x3': 'shuffle_3x3', 'shufflenet_5x5': 'shuffle_5x5',
           'shufflenet_7x7': 'shuffle_7x7', 'xception_3x3': 'shuffle_xception'}
 _KEY = re.compile(
@@ -167,14 +197,282 @@ def convert(state: Dict[str, torch.Tensor]):
     return out, space, arch
 
 
-def verify(state: Dict[str, torch.Tensor], space: SearchSpace, arch) -> None:
+def verify(state: Dict[str, torch.Tensor], space: SearchSpace, arch,
+           shuffle_order: str = 'transpose') -> None:
     """Load ``state`` strictly into the matching mmdetnas backbone.
 
     Raises:
         RuntimeError: missing/unexpected keys or shape mismatches.
     """
     from mmdetnas.models.backbones import DetNASShuffleNetV2
-    model = DetNASShuffleNetV2(search_space=space, arch=arch)
+    model = DetNASShuffleNetV2(search_space=space, arch=arch,
+                               shuffle_order=shuffle_order,
+                               with_last_conv=any(
+                                   k.startswith('last_conv.') for k in state))
+    model.load_state_dict(state, strict=True)
+
+
+# ---------------------------------------------------------------- the rest
+def split_parts(state: Dict[str, torch.Tensor]):
+    """Sort the (wrapper-stripped) keys of a reference checkpoint by part.
+
+    Returns:
+        dict: ``{'backbone', 'fpn', 'rpn', 'roi', 'cls'}`` -> sub state dict
+        with the part's own prefix removed (``cls``: ``last_conv.*`` and
+        ``fc.*`` of an ImageNet network), and ``'other'``: keys of no part.
+        Every ``backbone.body.*`` key is a backbone key (one that cannot be
+        placed is an error in :func:`convert`).
+    """
+    parts = {n: {} for n in ('backbone', 'fpn', 'rpn', 'roi', 'cls',
+                             'other')}
+    for key, value in state.items():
+        if key.startswith('backbone.fpn.'):
+            parts['fpn'][key[len('backbone.fpn.'):]] = value
+            continue
+        for part, prefix in (('rpn', 'rpn.'), ('roi', 'roi_heads.')):
+            if key.startswith(prefix):
+                parts[part][key[len(prefix):]] = value
+                break
+        else:
+            bare = strip_prefixes({key: None}, BACKBONE_PREFIXES).popitem()[0]
+            # everything of the reference's backbone body must be placed
+            if key.startswith('backbone.body.') or bare.startswith(
+                    ('first_conv.', 'features.')):
+                parts['backbone'][bare] = value
+            elif bare.startswith(('last_conv.', 'fc.')):
+                parts['cls'][bare] = value
+            else:
+                parts['other'][key] = value
+    return parts
+
+
+def _modules(state: Dict[str, torch.Tensor]) -> Dict[str, Dict]:
+    """``{'a.b': {'weight': t, ...}}`` from ``{'a.b.weight': t, ...}``."""
+    out: Dict[str, Dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        mod, _, param = key.rpartition('.')
+        out.setdefault(mod, {})[param] = value
+    return out
+
+
+def _conv_module(dst: str, conv: Dict, norm: Optional[Dict]) -> Dict:
+    """mmcv ``ConvModule`` keys of a conv (with bias) and optional norm.
+
+    With a norm, ConvModule's conv has no bias; the reference conv's bias
+    is folded into the norm: BN(x + b) with running mean m equals BN(x) with
+    running mean m - b (batch statistics shift by b as well, so training is
+    unchanged too). GroupNorm cannot absorb it: that case is an error.
+
+    Raises:
+        KeyError: a bias before a norm without running statistics.
+    """
+    out = {f'{dst}.conv.weight': conv['weight']}
+    if norm is None:
+        if 'bias' in conv:
+            out[f'{dst}.conv.bias'] = conv['bias']
+        return out
+    kind = 'bn' if 'running_mean' in norm else 'gn'
+    norm = dict(norm)
+    if 'bias' in conv:
+        if kind != 'bn':
+            raise KeyError(f'{dst}: a conv bias before GroupNorm cannot be '
+                           'folded')
+        norm['running_mean'] = norm['running_mean'] - conv['bias']
+    out.update({f'{dst}.{kind}.{k}': v for k, v in norm.items()})
+    return out
+
+
+def _conv_norm(mods: Dict[str, Dict], name: str):
+    """A reference conv block ``name``: a bare conv (``name.weight``) or a
+    ``Sequential(conv, norm[, relu])`` (``name.0.*``, ``name.1.*``).
+
+    Returns:
+        (dict, dict | None) | None: the conv's and the norm's parameters;
+        ``None`` when there is no such block.
+    """
+    if name in mods:
+        return mods[name], None
+    if f'{name}.0' in mods:
+        return mods[f'{name}.0'], mods.get(f'{name}.1')
+    return None
+
+
+def _tower(mods: Dict[str, Dict], name: str):
+    """The (conv, norm) pairs of a ``Sequential`` of convs, each optionally
+    followed by a norm and an activation (the reference box head's
+    ``xconvs`` and RetinaNet's towers): a 4-d weight starts a conv, a 1-d
+    weight is the norm of the conv before it."""
+    idx = sorted(int(m[len(name) + 1:]) for m in mods
+                 if m.startswith(name + '.') and m[len(name) + 1:].isdigit())
+    pairs = []
+    for i in idx:
+        params = mods[f'{name}.{i}']
+        if params['weight'].dim() == 4:
+            pairs.append([params, None])
+        elif pairs and pairs[-1][1] is None:
+            pairs[-1][1] = params
+        else:
+            raise KeyError(f'{name}.{i}: a norm without a conv before it')
+    return pairs
+
+
+def convert_fpn(fpn: Dict[str, torch.Tensor]):
+    """Reference FPN (``fpn_inner{i}``, ``fpn_layer{i}``, ``top_blocks``)
+    -> ``mmdet.FPN`` keys (``lateral_convs.{j}``, ``fpn_convs.{j}``, the
+    P6/P7 convs as ``fpn_convs`` after the levels).
+
+    Returns:
+        (dict, dict): mmdet keys (without ``neck.``), and the FPN settings
+        the weights need: ``start_level`` (the first backbone level the
+        reference FPN reads; its ``fpn_inner`` indices start at 1),
+        ``num_outs``, ``add_extra_convs`` and ``norm`` (``'bn'``,
+        ``'gn'`` or ``None``).
+    """
+    mods = _modules(fpn)
+    levels = sorted(int(m[len('fpn_inner'):].split('.')[0]) for m in mods
+                    if m.startswith('fpn_inner'))
+    levels = sorted(set(levels))
+    out, norms = {}, set()
+    for j, lvl in enumerate(levels):
+        for src, dst in (('fpn_inner', 'lateral_convs'),
+                         ('fpn_layer', 'fpn_convs')):
+            conv, norm = _conv_norm(mods, f'{src}{lvl}')
+            norms.add(None if norm is None else
+                      ('bn' if 'running_mean' in norm else 'gn'))
+            out.update(_conv_module(f'{dst}.{j}', conv, norm))
+    extra = 0
+    for name in ('top_blocks.p6', 'top_blocks.p7'):
+        block = _conv_norm(mods, name)
+        if block is not None:
+            out.update(_conv_module(f'fpn_convs.{len(levels) + extra}',
+                                    *block))
+            extra += 1
+    if len(norms) > 1:
+        raise KeyError(f'the reference FPN mixes norms {norms}')
+    info = dict(start_level=levels[0] - 1 if levels else 0,
+                num_outs=len(levels) + (extra or 1),
+                add_extra_convs='on_output' if extra else False,
+                norm=norms.pop() if norms else None)
+    return out, info
+
+
+def convert_rpn(rpn: Dict[str, torch.Tensor]):
+    """Reference ``rpn.*``: the RPN head of Faster R-CNN -> ``RPNHead``
+    (``rpn_head.*``) or the RetinaNet head -> ``RetinaHead``
+    (``bbox_head.*``). Anchors are kept in the same order by both
+    (ratio-major, then scale), as are the logit and box channels (anchor
+    -major).
+
+    Returns:
+        (dict, list): mmdet keys with their head prefix, dropped keys.
+    """
+    mods = _modules(rpn)
+    out, dropped = {}, []
+    if 'head.cls_tower.0' in mods:  # RetinaNet
+        for src, dst in (('cls_tower', 'cls_convs'),
+                         ('bbox_tower', 'reg_convs')):
+            for j, (conv, norm) in enumerate(_tower(mods, f'head.{src}')):
+                out.update(_conv_module(f'bbox_head.{dst}.{j}', conv, norm))
+        pairs = (('head.cls_logits', 'bbox_head.retina_cls'),
+                 ('head.bbox_pred', 'bbox_head.retina_reg'))
+        used = ('head.cls_tower', 'head.bbox_tower', 'head.cls_logits',
+                'head.bbox_pred')
+    else:
+        pairs = (('head.conv', 'rpn_head.rpn_conv'),
+                 ('head.cls_logits', 'rpn_head.rpn_cls'),
+                 ('head.bbox_pred', 'rpn_head.rpn_reg'))
+        used = tuple(p[0] for p in pairs)
+    for src, dst in pairs:
+        if src in mods:
+            out.update({f'{dst}.{k}': v for k, v in mods[src].items()})
+    for key in rpn:
+        if not key.startswith(used):
+            dropped.append('rpn.' + key)
+    return out, dropped
+
+
+def convert_roi(roi: Dict[str, torch.Tensor]):
+    """Reference ``roi_heads.box.*`` -> mmdet ``roi_head.bbox_head.*``.
+
+    ``feature_extractor.xconvs`` + ``fc6`` (FPNXconv1fcFeatureExtractor)
+    -> ``shared_convs.{j}`` + ``shared_fcs.0`` of
+    ``Shared{n}Conv1FCBBoxHead``; ``fc6``/``fc7`` (FPN2MLPFeatureExtractor)
+    -> ``shared_fcs.0/1`` of ``Shared2FCBBoxHead``. The predictor's
+    ``cls_score`` has the background first (maskrcnn-benchmark), mmdet's
+    ``fc_cls`` last: its rows are rotated. ``bbox_pred`` has 4 rows per
+    class including the background, mmdet's ``fc_reg`` none for the
+    background: those are dropped (class-agnostic: 2 x 4 rows -> the
+    foreground 4).
+
+    Returns:
+        (dict, dict, list): mmdet keys, settings (``num_shared_convs``,
+        ``num_shared_fcs``, ``num_classes`` without background,
+        ``reg_class_agnostic``, ``conv_norm``), dropped keys.
+    """
+    mods = _modules(roi)
+    out, dropped = {}, []
+    fe, pred = 'box.feature_extractor', 'box.predictor'
+    convs = _tower(mods, f'{fe}.xconvs')
+    dst = 'roi_head.bbox_head'
+    for j, (conv, norm) in enumerate(convs):
+        out.update(_conv_module(f'{dst}.shared_convs.{j}', conv, norm))
+    fcs = [n for n in ('fc6', 'fc7') if f'{fe}.{n}' in mods]
+    for j, n in enumerate(fcs):
+        out.update({f'{dst}.shared_fcs.{j}.{k}': v
+                    for k, v in mods[f'{fe}.{n}'].items()})
+    info = dict(num_shared_convs=len(convs), num_shared_fcs=len(fcs),
+                conv_norm=None if not convs or convs[0][1] is None else
+                ('bn' if 'running_mean' in convs[0][1] else 'gn'))
+    if f'{pred}.cls_score' in mods:
+        cls = mods[f'{pred}.cls_score']
+        order = list(range(1, cls['weight'].shape[0])) + [0]
+        out.update({f'{dst}.fc_cls.{k}': v[order] for k, v in cls.items()})
+        info['num_classes'] = cls['weight'].shape[0] - 1
+    if f'{pred}.bbox_pred' in mods:
+        reg = mods[f'{pred}.bbox_pred']
+        rows = reg['weight'].shape[0]
+        info['reg_class_agnostic'] = rows == 8
+        out.update({f'{dst}.fc_reg.{k}': v[4:] for k, v in reg.items()})
+    for key in roi:
+        if not key.startswith((f'{fe}.xconvs.', f'{fe}.fc6.', f'{fe}.fc7.',
+                               f'{pred}.cls_score.', f'{pred}.bbox_pred.')):
+            dropped.append('roi_heads.' + key)
+    return out, info, dropped
+
+
+def convert_classifier(cls: Dict[str, torch.Tensor]):
+    """ImageNet ``last_conv`` (conv with bias, BN) and ``fc.fc`` -> this
+    toolkit's ``ImageClassifier``: ``backbone.last_conv`` (ConvModule, bias
+    folded into BN) and ``head.fc``.
+
+    Returns:
+        (dict, dict): backbone keys (bare, ``last_conv.*``), head keys
+        (``head.fc.*``).
+    """
+    mods = _modules(cls)
+    backbone = {}
+    if 'last_conv.conv' in mods:
+        backbone = _conv_module('last_conv', mods['last_conv.conv'],
+                                mods.get('last_conv.bn'))
+    head = {f'head.fc.{k}': v for k, v in mods.get('fc.fc', {}).items()}
+    head.update({f'head.fc.{k}': v for k, v in mods.get('fc', {}).items()})
+    return backbone, head
+
+
+def verify_config(state: Dict[str, torch.Tensor], config: str) -> None:
+    """Build the model of an mmdet config and load ``state`` strictly.
+
+    Raises:
+        RuntimeError: missing/unexpected keys or shape mismatches.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg.model.get('backbone', {}).pop('init_cfg', None)
+    model = MODELS.build(cfg.model)
     model.load_state_dict(state, strict=True)
 
 
@@ -183,39 +481,89 @@ def main(argv=None):
     parser.add_argument('src', help='reference checkpoint')
     parser.add_argument('dst', help='output mmdetnas checkpoint')
     parser.add_argument(
-        '--prefix', default='',
-        help="prefix of the output keys, e.g. 'backbone.' for load_from of "
-        "a whole detector; default '' (use with init_cfg Pretrained)")
+        '--backbone-only', action='store_true',
+        help='write only the backbone (a whole detector or classifier is '
+        'mapped by default)')
+    parser.add_argument(
+        '--prefix', default=None,
+        help="prefix of the backbone keys of a backbone-only output, e.g. "
+        "'backbone.' for load_from; default '' (for init_cfg Pretrained "
+        "with prefix=None). Whole detectors and classifiers always use "
+        "'backbone.'")
     parser.add_argument(
         '--strip', nargs='*', default=list(DEFAULT_STRIP),
-        help='wrapper prefixes removed from the input keys')
+        help="wrapper prefixes removed from the input keys (default "
+        "'module.'; backbone.body. and similar are recognised)")
+    parser.add_argument(
+        '--config', help='also load the result strictly into the model of '
+        'this config (e.g. configs/detnas/detnas_official_*.py)')
     args = parser.parse_args(argv)
     ckpt = load_local_checkpoint(args.src, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt.get('model', ckpt))
+    state = ckpt
+    for field in ('state_dict', 'model'):
+        if isinstance(state, dict) and isinstance(state.get(field), dict):
+            state = state[field]
+            break
     state = strip_prefixes(state, tuple(args.strip))
-    # heads or other non-backbone entries are not ours to place
-    foreign = [k for k in state
-               if not k.startswith(('first_conv.', 'features.'))]
-    if foreign:
-        raise KeyError(f'{len(foreign)} key(s) are not backbone keys, e.g. '
-                       f'{foreign[:5]}; strip their prefix with --strip')
-    out, space, arch = convert(state)
-    verify(out, space, arch)
-    meta = dict(search_space=space.name, shuffle_order='interleave'
-                if arch is not None else 'transpose', source=args.src)
+    parts = split_parts(state)
+    if not parts['backbone']:
+        raise KeyError(
+            f'{args.src}: no DetNAS backbone keys (first_conv.*, features.*, '
+            f'possibly under backbone.body.); first keys: {list(state)[:5]}')
+    out, space, arch = convert(parts['backbone'])
+    order = 'interleave' if arch is not None else 'transpose'
+    rest = any(parts[p] for p in ('fpn', 'rpn', 'roi', 'cls'))
+    whole = rest and not args.backbone_only
+    if whole and args.prefix is not None:
+        parser.error('--prefix applies to --backbone-only outputs; a whole '
+                     "detector or classifier uses 'backbone.'")
+    prefix = 'backbone.' if whole else (args.prefix or '')
+    dropped = sorted(parts['other'])
+    if not whole:
+        dropped += sorted(k for p in ('fpn', 'rpn', 'roi', 'cls')
+                          for k in parts[p])
+    result, settings = {}, {}
+    if whole:
+        cls_backbone, head = convert_classifier(parts['cls'])
+        out.update(cls_backbone)
+        result.update(head)
+        if parts['fpn']:
+            neck, settings['neck'] = convert_fpn(parts['fpn'])
+            result.update({'neck.' + k: v for k, v in neck.items()})
+        if parts['rpn']:
+            heads, lost = convert_rpn(parts['rpn'])
+            result.update(heads)
+            dropped += lost
+        if parts['roi']:
+            heads, settings['roi_head'], lost = convert_roi(parts['roi'])
+            result.update(heads)
+            dropped += lost
+    verify(out, space, arch, order)
+    result.update({prefix + k: v for k, v in out.items()})
+    result[prefix + SHUFFLE_ORDER_KEY] = shuffle_order_tensor(order)
+    if args.config:
+        verify_config(result, args.config)
+    meta = dict(search_space=space.name, shuffle_order=order,
+                source=args.src, dropped=dropped, settings=settings)
     if arch is not None:
         meta['arch'] = list(arch)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(dict(state_dict={args.prefix + k: v for k, v in out.items()},
-                    meta=meta), args.dst)
-    msg = f'converted {len(out)} tensors ({space.name}) to {args.dst}'
+    torch.save(dict(state_dict=result, meta=meta), args.dst)
+    what = ('a whole detector' if parts['fpn'] or parts['rpn'] else
+            'a classifier') if whole else 'the backbone'
+    msg = (f'converted {what} ({len(result)} tensors, {space.name}) to '
+           f'{args.dst}')
+    if dropped:
+        msg += (f'\ndropped {len(dropped)} key(s) with no mmdet counterpart '
+                f'(kept out on purpose): {dropped[:8]}'
+                + (' ...' if len(dropped) > 8 else ''))
     if arch is not None:
         path = save_arch_file(osp.splitext(args.dst)[0] + '_arch.yaml',
                               arch, space)
-        msg += (f'; architecture written to {path}. Build the backbone with '
+        msg += (f'\narchitecture written to {path}. Build the backbone with '
                 f"arch='{path}', shuffle_order='interleave'")
     else:
-        msg += '; a supernet: build it with arch=None'
+        msg += '\na supernet: build it with arch=None'
     print(msg)
     return out, space, arch
 

@@ -1,7 +1,9 @@
-from .detnas_shufflenetv2 import (WEIGHT_SHARING, DetNASShuffleNetV2,
-                                  entangled_routes, slice_supernet_state_dict)
+from .detnas_shufflenetv2 import (SHUFFLE_ORDER_KEY, WEIGHT_SHARING,
+                                  DetNASShuffleNetV2, entangled_routes,
+                                  shuffle_order_tensor,
+                                  slice_supernet_state_dict)
 
 __all__ = [
     'DetNASShuffleNetV2', 'slice_supernet_state_dict', 'entangled_routes',
-    'WEIGHT_SHARING'
+    'WEIGHT_SHARING', 'SHUFFLE_ORDER_KEY', 'shuffle_order_tensor'
 ]

@@ -26,6 +26,23 @@ from ..layers import SHUFFLE_ORDERS, build_choice_block
 
 
 WEIGHT_SHARING = ('none', 'kernel')
+# optional state-dict entry recording the channel-shuffle order the weights
+# were trained with (index into SHUFFLE_ORDERS, a 0-dim int64 tensor); the
+# reference converter writes it, and loading it into a backbone built with
+# the other order is an error instead of silently wrong features
+SHUFFLE_ORDER_KEY = 'shuffle_order'
+
+
+def shuffle_order_tensor(order: str) -> torch.Tensor:
+    """The state-dict value under :data:`SHUFFLE_ORDER_KEY` for ``order``.
+
+    Raises:
+        ValueError: ``order`` is not one of ``SHUFFLE_ORDERS``.
+    """
+    if order not in SHUFFLE_ORDERS:
+        raise ValueError(f'unknown shuffle_order {order!r}; expected one of '
+                         f'{SHUFFLE_ORDERS}')
+    return torch.tensor(SHUFFLE_ORDERS.index(order))
 
 
 def entangled_routes(choices, weight_sharing: str = 'kernel') -> dict:
@@ -156,6 +173,7 @@ class DetNASShuffleNetV2(BaseModule):
             raise ValueError(f'unknown weight_sharing {weight_sharing!r}; '
                              f'expected one of {WEIGHT_SHARING}')
         self.weight_sharing = weight_sharing if fixed is None else 'none'
+        self.shuffle_order = shuffle_order
         self.search_space = space
         self.out_indices = out_indices
         self.norm_eval = norm_eval
@@ -265,6 +283,34 @@ class DetNASShuffleNetV2(BaseModule):
                     outs.append(x)
                 stage += 1
         return tuple(outs)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Check the optional shuffle-order record, then load as usual.
+
+        Raises:
+            RuntimeError: the state dict records a channel-shuffle order
+                (``<prefix>shuffle_order``, written by
+                ``tools/model_converters/detnas_to_mmdetnas.py``) other than
+                this backbone's ``shuffle_order``.
+        """
+        key = prefix + SHUFFLE_ORDER_KEY
+        if key in state_dict:
+            code = int(state_dict.pop(key))
+            saved = (SHUFFLE_ORDERS[code] if 0 <= code < len(SHUFFLE_ORDERS)
+                     else f'<code {code}>')
+            if saved != self.shuffle_order:
+                raise RuntimeError(
+                    f'these weights were trained with '
+                    f'shuffle_order={saved!r} but the backbone was built with '
+                    f'shuffle_order={self.shuffle_order!r}: build it with '
+                    f'shuffle_order={saved!r} (the released official DetNAS '
+                    f"models use 'interleave', the reference supernets "
+                    f"'transpose')")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     # ------------------------------------------------------ train/freeze/BN
     def _freeze_stages(self):
