@@ -98,7 +98,7 @@ def mem_worker(args) -> None:
     import torch
     device = common.setup(args)
     from mmdetnas.search import resolve_arch
-    arch = resolve_arch(args.arch.split(','))[1]
+    arch = resolve_arch(args.arch)[1]
     cfg = common.load_cfg(common.SUPERNET_CFG)
     batch = common.real_batch(cfg, args.batch_size)
     common.trim_heap()

@@ -33,14 +33,16 @@ R50_CFG = ('faster_rcnn', 'faster-rcnn_r50_fpn_1x_coco.py')
 
 
 def parse_args(argv=None):
+    from mmdetnas.search.arch import arch_argument
     p = common.base_parser(__doc__.split('\n')[0])
     p.add_argument('--shape', type=int, nargs=2,
                    help='input H W (default 800 1333, smoke 256 416)')
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--repeats', type=int,
                    help='timed rounds (default 5, smoke 2)')
-    p.add_argument('--arch', default='COCO-FPN-300M',
-                   help='the searched subnet (official name or file)')
+    p.add_argument('--arch', default='COCO-FPN-300M', type=arch_argument,
+                   help='the searched subnet (official name, architecture '
+                   'file or comma-separated choices)')
     args = p.parse_args(argv)
     if args.shape is None:
         args.shape = [256, 416] if args.smoke else [800, 1333]

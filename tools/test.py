@@ -47,11 +47,12 @@ def main(argv=None):
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out!r}')
-        from mmdet.utils import DumpDetResults  # noqa: F401
+        # mmdet 3.x registers it from mmdet.evaluation (not mmdet.utils)
+        from mmdet.evaluation import DumpDetResults  # noqa: F401
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(
-            dict(type='DumpDetResults', out_file_path=args.out))
+            dict(type='mmdet.DumpDetResults', out_file_path=args.out))
     runner = build_runner(cfg)
     metrics = runner.test()
     finalize_dist()

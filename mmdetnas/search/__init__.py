@@ -1,5 +1,6 @@
-from .arch import (OFFICIAL_ARCHS, Arch, arch_to_indices, load_arch_file,
-                   official_arch, resolve_arch, save_arch_file)
+from .arch import (OFFICIAL_ARCHS, Arch, arch_argument, arch_to_indices,
+                   load_arch_file, official_arch, parse_arch, parse_arch_text,
+                   resolve_arch, save_arch_file)
 from .flops import arch_cost, arch_flops, count_macs
 from .ranking import (archs_from_candidates, kendall_tau, rank_report,
                       select_archs_in_flops_band, spearman_rho, topk_overlap)
@@ -8,8 +9,9 @@ from .search_space import (CHOICES, PRESETS, LayerSpec, SearchSpace,
                            build_search_space)
 
 __all__ = [
-    'OFFICIAL_ARCHS', 'Arch', 'arch_to_indices', 'load_arch_file',
-    'official_arch', 'resolve_arch', 'save_arch_file', 'arch_cost',
+    'OFFICIAL_ARCHS', 'Arch', 'arch_argument', 'arch_to_indices',
+    'load_arch_file', 'official_arch', 'parse_arch', 'parse_arch_text',
+    'resolve_arch', 'save_arch_file', 'arch_cost',
     'arch_flops', 'count_macs', 'FlopsBinPathSampler', 'UniformPathSampler',
     'sample_synced', 'CHOICES', 'PRESETS', 'LayerSpec', 'SearchSpace',
     'build_search_space', 'archs_from_candidates', 'kendall_tau',

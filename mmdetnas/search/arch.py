@@ -4,8 +4,9 @@ An architecture (a "path" through the supernet) is a ``tuple`` of choice
 names, one per searchable layer, e.g. ``('shuffle_7x7', 'shuffle_5x5', ...)``.
 It is hashable (the search's visited set and FLOPs cache key on it) and it
 round-trips through YAML/JSON as a plain list. Everything that accepts an
-architecture from a user (config, CLI, file) calls :func:`parse_arch`; code
-downstream of it trusts the tuple.
+architecture from a user (config, CLI, file) calls :func:`resolve_arch`
+(strings: :func:`parse_arch`, the one parser of architecture arguments);
+code downstream of it trusts the tuple.
 
 Architecture file format (YAML, human readable)::
 
@@ -22,11 +23,12 @@ available by name, see :data:`OFFICIAL_ARCHS`.
 """
 import os
 import os.path as osp
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from .search_space import PRESETS, SearchSpace, build_search_space
+from .search_space import (CHOICE_KERNELS, PRESETS, SearchSpace,
+                           build_search_space)
 
 Arch = Tuple[str, ...]
 
@@ -128,14 +130,26 @@ def save_arch_file(path: str,
 
     Args:
         path (str): Output path; parent folders are created.
-        arch (tuple[str]): Choice names, one per layer.
-        search_space: The search space (written by name for presets, as a
-            dict otherwise).
+        arch (Sequence[str | int]): Choice names and/or indices, one per
+            layer (validated against ``search_space``; names are written).
+        search_space (str | dict | SearchSpace): The search space (written
+            by name for presets, as a dict otherwise).
         meta (dict, optional): Extra information (FLOPs, score...), ignored
-            on load.
+            on load; must be YAML-serialisable.
 
     Returns:
         str: ``path``.
+
+    Raises:
+        ValueError: ``arch`` has the wrong length, an unknown choice name
+            or an index out of range; or an invalid ``search_space`` dict.
+        TypeError: ``arch`` is not iterable or holds an item that is
+            neither a name nor an index (e.g. a float); or ``search_space``
+            is of another type.
+        KeyError: ``search_space`` is an unknown preset name.
+        OSError: the file cannot be written.
+        yaml.representer.RepresenterError: ``meta`` holds a value YAML
+            cannot write (e.g. a tensor).
     """
     space = build_search_space(search_space)
     arch = _validate(list(arch), space, 'save_arch_file')
@@ -154,45 +168,183 @@ def save_arch_file(path: str,
     return path
 
 
+#: What an architecture given as text may be, for error messages.
+ARCH_TEXT_FORMS = ('comma-separated choice names and/or indices, one per '
+                   'layer (e.g. "2,1,2,0,..." or "shuffle_7x7,shuffle_5x5,'
+                   '..."), an official name ' + str(list(OFFICIAL_ARCHS)) +
+                   ', or an architecture file (.yaml/.yml/.json)')
+
+
+def _parse_item(item: str) -> Union[str, int]:
+    item = item.strip().strip('\'"').strip()
+    try:
+        return int(item)
+    except ValueError:
+        return item
+
+
+def parse_arch_text(text: str) -> Union[str, List[Union[str, int]]]:
+    """Read the form of an architecture given as text (command line).
+
+    The syntax half of :func:`parse_arch`; the values are checked against
+    a search space by :func:`resolve_arch`.
+
+    Args:
+        text (str): An official name (:data:`OFFICIAL_ARCHS`), the path of
+            an architecture file, or comma-separated choice names and/or
+            indices, one per layer (``'2,1,2,0,...'``,
+            ``'shuffle_7x7, shuffle_5x5, ...'``, optionally in brackets as
+            in ``'[2, 1, 2, 0, ...]'``). A single choice name or index is
+            a one-layer list.
+
+    Returns:
+        str | list: the official name or file path, or the list of choice
+        names (str) and indices (int).
+
+    Raises:
+        TypeError: ``text`` is not a string.
+        ValueError: an empty text, or an empty item in a comma-separated
+            list; the message names the value and the accepted forms.
+        FileNotFoundError: a single word that is neither an official name,
+            an existing file nor a choice name/index, or a missing file
+            named ``*.yaml``/``*.yml``/``*.json``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f'an architecture text must be a str, got '
+                        f'{type(text).__name__} {text!r}')
+    s = text.strip()
+    if s.startswith('[') and s.endswith(']'):
+        s = s[1:-1].strip()
+    if not s:
+        raise ValueError(f'empty architecture {text!r}; expected '
+                         f'{ARCH_TEXT_FORMS}')
+    if s in OFFICIAL_ARCHS or osp.exists(s):
+        return s
+    if ',' in s:
+        items = s.split(',')
+        empty = [i for i, v in enumerate(items) if not v.strip(' \'"')]
+        if empty:
+            raise ValueError(
+                f'architecture {text!r}: empty item at position {empty[0]} '
+                f'of the comma-separated list; expected {ARCH_TEXT_FORMS}')
+        return [_parse_item(v) for v in items]
+    if s.endswith(('.yaml', '.yml', '.json')):
+        raise FileNotFoundError(f'architecture file not found: {text!r}')
+    item = _parse_item(s)
+    if isinstance(item, int) or item in CHOICE_KERNELS:
+        return [item]
+    raise FileNotFoundError(
+        f'architecture {text!r} is neither an official name nor an existing '
+        f'architecture file nor a list of choices; expected {ARCH_TEXT_FORMS}')
+
+
+def parse_arch(text: str,
+               search_space: Union[None, str, dict, SearchSpace] = None
+               ) -> Tuple[SearchSpace, Arch]:
+    """Parse and validate an architecture given as text.
+
+    The one parser of architecture arguments: every tool that takes an
+    architecture on its command line calls it (through
+    :func:`resolve_arch`, which accepts the same strings).
+
+    Args:
+        text (str): See :func:`parse_arch_text`.
+        search_space (str | dict | SearchSpace, optional): The expected
+            search space. ``None`` takes the one of the file or official
+            name, and ``'300M'`` for a list of choices.
+
+    Returns:
+        (SearchSpace, Arch): the search space and the architecture.
+
+    Raises:
+        TypeError: ``text`` is not a string.
+        ValueError: a malformed text, a list of the wrong length, an
+            unknown choice name, an index out of range, an invalid file, or
+            a file/official architecture of another search space than
+            ``search_space``. The message names the bad value and what was
+            expected.
+        FileNotFoundError: a text that is neither an official name, an
+            existing file nor a list of choices, or a missing file.
+        KeyError: ``search_space`` is an unknown preset name.
+    """
+    expected = None if search_space is None else build_search_space(
+        search_space)
+    form = parse_arch_text(text)
+    if isinstance(form, list):
+        space = expected or PRESETS['300M']
+        return space, _validate(form, space, f'architecture {text!r}')
+    if form in OFFICIAL_ARCHS:
+        space, arch = official_arch(form)
+    else:
+        space, arch = load_arch_file(form)
+    if expected is not None and expected != space:
+        raise ValueError(
+            f'architecture {text!r} belongs to search space '
+            f'{space.describe()} but {expected.describe()} was expected')
+    return space, arch
+
+
+def arch_argument(text: str) -> str:
+    """``type=`` of an ``argparse`` architecture argument.
+
+    Checks the form of ``text`` with :func:`parse_arch_text` while the
+    command line is parsed (so a bad value is an argparse error naming it)
+    and returns it unchanged; the tool resolves it against its search space
+    with :func:`resolve_arch` or :func:`parse_arch`.
+
+    Args:
+        text (str): The command-line value.
+
+    Returns:
+        str: ``text``.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` has none of the accepted
+            forms (see :func:`parse_arch_text`).
+    """
+    import argparse
+    try:
+        parse_arch_text(text)
+    except (ValueError, FileNotFoundError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def resolve_arch(value: ArchLike,
                  search_space: Union[None, str, dict, SearchSpace] = None
                  ) -> Tuple[SearchSpace, Arch]:
     """Turn any user-given architecture into ``(SearchSpace, Arch)``.
 
-    This is the single validation boundary for architectures.
+    This is the single validation boundary for architectures; strings go
+    through :func:`parse_arch`.
 
     Args:
-        value: a list of choice names and/or indices, a path to an
-            architecture file, or an official name (see
-            :data:`OFFICIAL_ARCHS`).
-        search_space: the expected search space. ``None`` takes the one of
-            the file or official name (``'300M'`` for a plain list).
+        value (str | Sequence[str | int]): a list of choice names and/or
+            indices, or a string :func:`parse_arch` accepts (an official
+            name, see :data:`OFFICIAL_ARCHS`, a path to an architecture
+            file, or comma-separated choice names/indices).
+        search_space (str | dict | SearchSpace, optional): the expected
+            search space. ``None`` takes the one of the file or official
+            name (``'300M'`` for a list).
 
     Returns:
-        (SearchSpace, Arch)
+        (SearchSpace, Arch): the search space and the architecture.
 
     Raises:
+        TypeError: ``value`` is neither a string nor a sequence (e.g. an
+            int, or bytes), or an item of the list is neither a name nor
+            an index (e.g. a float).
         ValueError: wrong length, unknown choice name, index out of range,
-            or a file/official architecture from another search space.
-        FileNotFoundError: a string that is neither an official name nor an
-            existing file.
+            a malformed string or file, or a file/official architecture
+            from another search space.
+        FileNotFoundError: a string that is neither an official name, an
+            existing file nor a list of choices, or a missing file.
+        KeyError: ``search_space`` is an unknown preset name.
     """
+    if isinstance(value, str):
+        return parse_arch(value, search_space)
     expected = None if search_space is None else build_search_space(
         search_space)
-    if isinstance(value, str):
-        if value in OFFICIAL_ARCHS:
-            space, arch = official_arch(value)
-        elif value.endswith(('.yaml', '.yml', '.json')) or osp.exists(value):
-            space, arch = load_arch_file(value)
-        else:
-            raise FileNotFoundError(
-                f'architecture {value!r} is neither an official name '
-                f'{list(OFFICIAL_ARCHS)} nor an existing architecture file')
-        if expected is not None and expected != space:
-            raise ValueError(
-                f'architecture {value!r} belongs to search space '
-                f'{space.describe()} but {expected.describe()} was expected')
-        return space, arch
     space = expected or PRESETS['300M']
     return space, _validate(value, space, 'arch')
 

@@ -56,8 +56,12 @@ def model_flops(model: nn.Module, shape: Sequence[int] = (800, 1333)) -> int:
     backbone to raw head outputs (no post-processing).
 
     Args:
-        model: an mmdet detector or an mmdetnas classifier (fixed path).
-        shape: ``(H, W)`` input size in pixels.
+        model (nn.Module): an mmdet detector or an mmdetnas classifier
+            (fixed path, eval mode).
+        shape (Sequence[int]): ``(H, W)`` input size in pixels.
+
+    Returns:
+        int: multiply-accumulates of every counted operator.
     """
     wrapped, x = _wrap(model, shape)
     return count_macs(wrapped, (x, ), ops=None)
@@ -71,8 +75,31 @@ def measure_latency(model: nn.Module,
     """Median latency in **ms** of one forward of a ``1 x 3 x H x W`` input
     (backbone to raw head outputs) on the model's device.
 
-    CUDA is synchronised around each timing.
+    Runs ``warmup`` untimed forwards, then ``repeats`` timed ones (wall
+    clock, ``time.perf_counter``), without gradients; CUDA is synchronised
+    around each timing. The caller puts the model in eval mode and sets
+    the path of a supernet.
+
+    Args:
+        model (nn.Module): An mmdet detector (called with dummy data
+            samples, ``mode='tensor'``) or a model called as
+            ``model(x, mode='tensor')`` (an mmdetnas classifier), with at
+            least one parameter (its device is the input's).
+        shape (Sequence[int]): ``(H, W)`` input size in pixels.
+        warmup (int): Untimed forwards first (>= 0).
+        repeats (int): Timed forwards (>= 1).
+
+    Returns:
+        float: the median of the ``repeats`` timings in milliseconds (the
+        upper median for an even ``repeats``).
+
+    Raises:
+        ValueError: ``repeats < 1`` or ``warmup < 0``.
+        StopIteration: the model has no parameter (no device to run on).
     """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f'measure_latency needs repeats >= 1 and warmup >= '
+                         f'0, got repeats={repeats}, warmup={warmup}')
     wrapped, x = _wrap(model, shape)
     cuda = x.is_cuda
     times = []

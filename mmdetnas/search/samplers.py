@@ -5,6 +5,7 @@ path must be the same on every rank: call :func:`sample_synced`, which samples
 on rank 0 and broadcasts (never rely on equal seeds).
 """
 import random
+import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 from mmdetnas.registry import TASK_UTILS
@@ -40,9 +41,16 @@ class UniformPathSampler:
             for _ in range(self.search_space.num_layers))
 
     def state_dict(self) -> dict:
+        """Everything that decides the next paths (here the RNG state), for
+        checkpoints: a sampler loading it samples what this one would."""
         return dict(rng=self.rng.getstate())
 
     def load_state_dict(self, state: dict):
+        """Restore a :meth:`state_dict`.
+
+        Raises:
+            KeyError: ``state`` has no ``'rng'``.
+        """
         self.rng.setstate(state['rng'])
 
 
@@ -60,6 +68,11 @@ class FlopsBinPathSampler(UniformPathSampler):
         max_tries (int): Uniform draws per bin before the bin is declared
             unreachable and another bin is tried.
         seed (int, optional): See :class:`UniformPathSampler`.
+
+    The bins found unreachable and the FLOPs range seen so far are part of
+    :meth:`state_dict` with the RNG state: they decide the next draws (a dead
+    bin is never picked again), so a resumed run samples the same paths as
+    an uninterrupted one.
 
     Raises:
         ValueError: an empty range or a non-positive bin width.
@@ -105,6 +118,42 @@ class FlopsBinPathSampler(UniformPathSampler):
             f'[{self.flops_range[0]:.4g}, {self.flops_range[1]:.4g}] MACs '
             f'after {self.max_tries} draws per bin; FLOPs seen: '
             f'[{self._seen[0]:.4g}, {self._seen[1]:.4g}]')
+
+    def state_dict(self) -> dict:
+        """RNG state, dead bins and the FLOPs range seen (see the class)."""
+        return dict(
+            rng=self.rng.getstate(), dead_bins=sorted(self._dead_bins),
+            seen=list(self._seen), bins=[list(b) for b in self.bins])
+
+    def load_state_dict(self, state: dict):
+        """Restore a :meth:`state_dict`.
+
+        A state without ``dead_bins``/``seen`` (written before they were
+        saved) restores the RNG and starts with no dead bin and nothing
+        seen; a state written with other bins (another ``flops_range`` or
+        ``bin_width``) restores no dead bin either, as its bin indices mean
+        nothing here (a warning says so).
+
+        Raises:
+            KeyError: ``state`` has no ``'rng'``.
+        """
+        super().load_state_dict(state)
+        self._dead_bins = set()
+        seen = state.get('seen')
+        self._seen = (float('inf'), float('-inf')) if seen is None else (
+            float(seen[0]), float(seen[1]))
+        if 'dead_bins' not in state:
+            return
+        bins = state.get('bins')
+        if bins is not None and [tuple(map(float, b))
+                                 for b in bins] != self.bins:
+            warnings.warn(
+                'FlopsBinPathSampler.load_state_dict: the state was written '
+                f'with other FLOPs bins ({len(bins)} bins from {bins[0]} to '
+                f'{bins[-1]}, here {len(self.bins)} from {self.bins[0]} to '
+                f'{self.bins[-1]}); its dead bins are not restored')
+            return
+        self._dead_bins = {int(b) for b in state['dead_bins']}
 
 
 def sample_synced(sampler: UniformPathSampler) -> Arch:

@@ -171,7 +171,10 @@ def build_search_space(cfg: Union[str, dict, SearchSpace]) -> SearchSpace:
 
     Raises:
         KeyError: unknown preset name (the message lists the presets).
-        TypeError: a value of another type, or unknown dict keys.
+        TypeError: a value of another type, unknown dict keys, or a dict
+            lacking a required field.
+        ValueError: a dict named like a preset but different from it, or
+            invalid fields (see :class:`SearchSpace`).
     """
     if isinstance(cfg, SearchSpace):
         return cfg

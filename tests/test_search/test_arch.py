@@ -1,4 +1,5 @@
 """Tests of search spaces and architectures (parsing, files, errors)."""
+import argparse
 import random
 
 import pytest
@@ -7,9 +8,10 @@ import yaml
 
 from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.search import (CHOICES, OFFICIAL_ARCHS, PRESETS, SearchSpace,
-                             arch_to_indices, build_search_space,
-                             load_arch_file, official_arch, resolve_arch,
-                             save_arch_file)
+                             arch_argument, arch_to_indices,
+                             build_search_space, load_arch_file,
+                             official_arch, parse_arch, parse_arch_text,
+                             resolve_arch, save_arch_file)
 
 NAMES = ('shuffle_3x3', 'shuffle_5x5', 'shuffle_7x7', 'shuffle_xception')
 CUSTOM = dict(
@@ -255,3 +257,80 @@ def test_arch_file_bad_content(tmp_path):
 def test_missing_arch_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_arch_file(str(tmp_path / 'missing.yaml'))
+
+
+# ------------------------------------------------- architectures as text
+FPN_300M_IDX = [2, 1, 2, 0, 2, 1, 1, 2, 3, 3, 1, 3, 0, 0, 3, 1, 3, 1, 3, 2]
+
+
+def test_parse_arch_text_forms(tmp_path):
+    """Every form a tool's architecture argument accepts, one parser."""
+    want = tuple(NAMES[i] for i in FPN_300M_IDX)  # COCO-FPN-300M
+    space = PRESETS['300M']
+    names = ','.join(want)
+    forms = [
+        ','.join(map(str, FPN_300M_IDX)),  # indices
+        names,  # names
+        ', '.join(want),  # with blanks
+        ','.join(c if i % 2 else str(FPN_300M_IDX[i])
+                 for i, c in enumerate(want)),  # mixed
+        str(FPN_300M_IDX),  # '[2, 1, ...]' as in an arch file's comment
+        str(list(want)),  # "['shuffle_7x7', ...]"
+        'COCO-FPN-300M',
+        ' COCO-FPN-300M ',
+    ]
+    for text in forms:
+        assert parse_arch(text) == (space, want), text
+        # resolve_arch accepts the very same strings (backbone, hooks...)
+        assert resolve_arch(text) == (space, want), text
+        assert parse_arch(text, '300M') == (space, want), text
+        assert arch_argument(text) == text
+    path = save_arch_file(str(tmp_path / 'a,b.yaml'), want, '300M')
+    assert parse_arch(path) == (space, want)  # a comma in a file name
+    assert parse_arch_text(path) == path
+    assert parse_arch_text('3,0') == [3, 0]
+    assert parse_arch_text('shuffle_3x3') == ['shuffle_3x3']
+    # another search space: the indices are read against it
+    out = parse_arch(','.join(['3'] * 40), '1.3G')
+    assert out == (PRESETS['1.3G'], ('shuffle_xception', ) * 40)
+    assert DetNASShuffleNetV2(arch=names).arch == want
+
+
+def test_parse_arch_text_errors():
+    bad = ','.join(['0'] * 7 + ['shuffle_9x9'] + ['0'] * 12)
+    with pytest.raises(ValueError) as e:
+        parse_arch(bad)
+    msg = str(e.value)
+    assert bad in msg and 'layer 7' in msg and "'shuffle_9x9'" in msg
+    assert all(n in msg for n in NAMES)  # what was expected
+    with pytest.raises(ValueError, match=r'layer 3: choice index 4 .*0\.\.3'):
+        parse_arch(','.join(['0'] * 3 + ['4'] + ['0'] * 16))
+    with pytest.raises(ValueError, match='index -1'):
+        parse_arch(','.join(['-1'] + ['0'] * 19))
+    with pytest.raises(ValueError) as e:
+        parse_arch('0,1,2')
+    assert "'0,1,2'" in str(e.value) and '3 layers' in str(e.value)
+    assert '20' in str(e.value)
+    with pytest.raises(ValueError, match='1 layers'):
+        parse_arch('3')
+    with pytest.raises(ValueError, match=r"'0,,1'.*position 1"):
+        parse_arch('0,,1')
+    with pytest.raises(ValueError, match='empty architecture'):
+        parse_arch('  ')
+    for text in ('not-an-arch', 'COCO-FPN-600M', '/nonexistent/a.yaml'):
+        with pytest.raises(FileNotFoundError) as e:
+            parse_arch(text)
+        assert text in str(e.value)
+    with pytest.raises(FileNotFoundError) as e:
+        parse_arch('not-an-arch')
+    # the message lists the accepted forms
+    assert 'comma-separated' in str(e.value) and 'COCO-FPN-300M' in str(
+        e.value)
+    with pytest.raises(ValueError, match='1.3G'):
+        parse_arch(','.join(['0'] * 20), '1.3G')
+    with pytest.raises(TypeError):
+        parse_arch(['0'] * 20)
+    for text in ('not-an-arch', '0,,1', ''):
+        with pytest.raises(argparse.ArgumentTypeError) as e:
+            arch_argument(text)
+        assert repr(text) in str(e.value)

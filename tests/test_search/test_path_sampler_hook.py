@@ -120,3 +120,40 @@ def test_no_supernet():
     runner.model = nn.Sequential(nn.Conv2d(3, 3, 1))
     with pytest.raises(RuntimeError, match='supernet'):
         _hook().before_run(runner)
+
+
+def test_flops_bin_sampler_resume_through_the_hook():
+    """With FlopsBinPathSampler (dead bins are part of its state) a run
+    resumed from a checkpoint trains the paths of an uninterrupted one,
+    evaluations included."""
+    sampler = dict(type='mmdetnas.FlopsBinPathSampler', seed=0,
+                   flops_range=(280e6, 600e6), bin_width=40e6, max_tries=10)
+
+    def run(hook, runner, iters, val_at=(4, 15)):
+        paths = []
+        for i in iters:
+            hook.before_train_iter(runner, i)
+            paths.append(runner.model.backbone.arch)
+            if i in val_at:
+                hook.before_val_epoch(runner)
+        return paths
+
+    runner = FakeRunner(DetNASShuffleNetV2())
+    hook = PathSamplerHook(sampler=sampler)
+    hook.before_run(runner)
+    expected = run(hook, runner, range(24))
+
+    runner1 = FakeRunner(DetNASShuffleNetV2())
+    hook1 = PathSamplerHook(sampler=sampler)
+    hook1.before_run(runner1)
+    got = run(hook1, runner1, range(10))
+    assert hook1.sampler._dead_bins  # else the test has no power
+    checkpoint = {}
+    hook1.before_save_checkpoint(runner1, checkpoint)
+
+    runner2 = FakeRunner(DetNASShuffleNetV2())
+    hook2 = PathSamplerHook(sampler=dict(sampler, seed=7))
+    hook2.before_run(runner2)
+    hook2.after_load_checkpoint(runner2, checkpoint)
+    got += run(hook2, runner2, range(10, 24))
+    assert got == expected

@@ -162,3 +162,77 @@ def test_sample_synced_single_process():
     b = UniformPathSampler('300M', seed=3)
     assert [sample_synced(a)
             for _ in range(3)] == [b.sample() for _ in range(3)]
+
+
+# ------------------------------------------- FLOPs bins: state and resume
+# 300M paths cost 0.2-0.4 GMACs (see above): of the 8 bins of 40M in
+# [280M, 600M] the upper ones are unreachable and die after a few draws
+BINS = dict(flops_range=(280e6, 600e6), bin_width=40e6, max_tries=10)
+
+
+def _bin_sampler(seed):
+    return FlopsBinPathSampler('300M', seed=seed, **BINS)
+
+
+def _round_trip(state, tmp_path):
+    """Through a checkpoint file, as a resumed run reads it."""
+    import torch
+    path = tmp_path / 'sampler.pth'
+    torch.save(dict(path_sampler=state), path)
+    return torch.load(path, weights_only=True)['path_sampler']
+
+
+@pytest.mark.parametrize('k', [5, 12])
+def test_flops_bin_sampler_resume_equals_uninterrupted(k, tmp_path):
+    n = 30
+    full = _bin_sampler(seed=0)
+    expected = [full.sample() for _ in range(n)]
+    first = _bin_sampler(seed=0)
+    got = [first.sample() for _ in range(k)]
+    # the test has power only if dead bins were found before the break
+    assert first._dead_bins
+    state = _round_trip(first.state_dict(), tmp_path)
+    resumed = _bin_sampler(seed=1)  # another seed: the state decides
+    resumed.load_state_dict(state)
+    got += [resumed.sample() for _ in range(n - k)]
+    assert got == expected
+    assert resumed._dead_bins == full._dead_bins
+
+
+def test_flops_bin_sampler_resume_keeps_the_error():
+    """The FLOPs range seen is state too: a resumed sampler of an
+    unreachable range reports what the first one saw."""
+    first = FlopsBinPathSampler('300M', (1e6, 2e6), 5e5, max_tries=5, seed=0)
+    with pytest.raises(RuntimeError) as e1:
+        first.sample()
+    resumed = FlopsBinPathSampler('300M', (1e6, 2e6), 5e5, max_tries=5,
+                                  seed=1)
+    resumed.load_state_dict(first.state_dict())
+    with pytest.raises(RuntimeError) as e2:
+        resumed.sample()
+    assert str(e2.value) == str(e1.value)
+
+
+def test_flops_bin_sampler_old_and_foreign_states():
+    """A state without dead bins (written before they were saved) loads
+    the RNG; dead bins of other bins are not applied."""
+    ref = _bin_sampler(seed=3)
+    old_state = dict(rng=ref.rng.getstate())
+    expected = [ref.sample() for _ in range(10)]
+    old = _bin_sampler(seed=4)
+    for _ in range(10):
+        old.sample()
+    assert old._dead_bins  # it knows dead bins the old state does not
+    old.load_state_dict(old_state)
+    assert [old.sample() for _ in range(10)] == expected
+
+    other = FlopsBinPathSampler('300M', (280e6, 600e6), 80e6, max_tries=10,
+                                seed=5)
+    for _ in range(10):
+        other.sample()
+    assert other._dead_bins
+    fresh = _bin_sampler(seed=6)
+    with pytest.warns(UserWarning, match='other FLOPs bins'):
+        fresh.load_state_dict(other.state_dict())
+    assert fresh._dead_bins == set()
+    assert fresh.rng.getstate() == other.rng.getstate()

@@ -12,6 +12,7 @@
 All FLOPs are multiply-accumulates (MACs), counted by mmengine.analysis.
 """
 import argparse
+import copy
 import os
 import sys
 
@@ -20,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from mmdetnas.search.arch import arch_argument  # noqa: E402
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
 
 
@@ -27,8 +29,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Count FLOPs (MACs)')
     parser.add_argument('config', help='config file')
     parser.add_argument(
-        '--arch', help='architecture (file, official name or comma-separated'
-        ' choices); required for a supernet config')
+        '--arch', type=arch_argument,
+        help='architecture: comma-separated choice names or indices (one '
+        'per layer), an official name or an architecture file; required for '
+        'a supernet config')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='whole-model input size')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -38,38 +42,63 @@ def parse_args(argv=None):
 def get_flops(cfg: Config, arch=None, shape=None) -> dict:
     """Both FLOPs counts of ``cfg.model`` with path ``arch``.
 
+    Args:
+        cfg (Config): A config whose model has a
+            :class:`mmdetnas.models.DetNASShuffleNetV2` backbone.
+        arch (str | list, optional): Path to activate, anything
+            :func:`mmdetnas.search.resolve_arch` accepts (comma-separated
+            choices, an official name, a file, a list); required for a
+            supernet config.
+        shape (tuple[int], optional): ``(H, W)`` of the whole-model count;
+            default 800x1333 for detectors, 224x224 otherwise.
+
     Returns:
-        dict: ``arch``, ``backbone_flops`` (MACs, DetNAS convention),
-        ``backbone_params``, ``model_flops`` (MACs at ``shape``),
-        ``model_params``, ``shape``.
+        dict: ``arch`` (list of choice names), ``backbone_flops`` (MACs,
+        DetNAS convention), ``backbone_params``, ``model_flops`` (MACs at
+        ``shape``), ``model_params``, ``shape``. The whole-model numbers are
+        those of the model with a fixed ``arch`` backbone (a supernet config
+        is built again as that subnet); ``cfg`` is not modified.
 
     Raises:
-        ValueError: a supernet config without ``arch``.
+        ValueError: the model has no DetNASShuffleNetV2, a supernet config
+            without ``arch``, an ``arch`` that differs from the config's
+            fixed one, or an invalid ``arch`` (message naming it).
+        FileNotFoundError: ``arch`` names no official architecture and no
+            existing file.
     """
     from mmdet.models.detectors import BaseDetector
     from mmdet.registry import MODELS
 
-    from mmdetnas.engine.hooks import find_searchable_backbones
     from mmdetnas.models.backbones import DetNASShuffleNetV2
     from mmdetnas.search import arch_cost, resolve_arch
     from mmdetnas.search.model_cost import model_flops
+    cfg = copy.deepcopy(cfg)
     cfg.model.backbone.pop('init_cfg', None)
-    model = MODELS.build(cfg.model).eval()
-    backbone = [m for m in model.modules()
-                if isinstance(m, DetNASShuffleNetV2)]
-    if not backbone:
-        raise ValueError('the model has no mmdetnas.DetNASShuffleNetV2')
-    backbone = backbone[0]
+
+    def build():
+        model = MODELS.build(cfg.model).eval()
+        found = [m for m in model.modules()
+                 if isinstance(m, DetNASShuffleNetV2)]
+        if not found:
+            raise ValueError('the model has no mmdetnas.DetNASShuffleNetV2')
+        return model, found[0]
+
+    model, backbone = build()
     if arch is not None:
         arch = resolve_arch(arch, backbone.search_space)[1]
-        for m in find_searchable_backbones(model):
-            m.set_arch(arch)
+        if backbone.is_supernet:
+            # count the subnet as it is deployed: the whole-model params of
+            # the supernet would include every unchosen block
+            cfg.model.backbone.arch = list(arch)
+            model, backbone = build()
+        elif arch != backbone.fixed_arch:
+            raise ValueError(
+                f'--arch {list(arch)} differs from the fixed arch of the '
+                f'config {list(backbone.fixed_arch)}')
     if backbone.arch is None:
         raise ValueError('this config builds a supernet: pass --arch '
-                         '(architecture file, official name or choices)')
-    if backbone.fixed_arch is not None and arch is not None \
-            and arch != backbone.fixed_arch:
-        raise ValueError('--arch differs from the fixed arch of the config')
+                         '(comma-separated choice names or indices, an '
+                         'official name or an architecture file)')
     if shape is None:
         shape = (800, 1333) if isinstance(model, BaseDetector) else (224, 224)
     flops, params = arch_cost(backbone.search_space, backbone.arch)

@@ -3,7 +3,7 @@
     python tools/analysis_tools/ranking_correlation.py SEARCH_CONFIG \\
         SUPERNET_CKPT --subnet-config SUBNET_CONFIG --work-dir DIR \\
         [--num-archs N] [--flops-band LO HI | --from-candidates JSONL |
-         --arch-file A.yaml B.yaml ...] [--standalone-key coco/bbox_mAP_50]
+         --arch-file ARCH ARCH ...] [--standalone-key coco/bbox_mAP_50]
         [--topk K] [--seed S] [--pool P] [--standalone-opts k=v ...]
         [--print-commands] [--cfg-options k=v ...]
 
@@ -12,8 +12,9 @@ of neural architecture search" (ICLR 2020):
 
 1. pick N architectures: spread evenly over a band of backbone FLOPs (default
    ``[0.9 * max, max]`` of the search config's ``train_cfg.flops``), over the
-   score ranking of a finished search (``--from-candidates``), or given as
-   architecture files (``--arch-file``);
+   score ranking of a finished search (``--from-candidates``), or given
+   (``--arch-file``, alias ``--arch``: architecture files, official names or
+   comma-separated choices);
 2. stage A: score each with the supernet exactly as ``tools/search.py`` does
    (the search config's runner, the checkpoint, then
    ``EvolutionSearchLoop.evaluate_candidate``: BN recalibration and
@@ -49,6 +50,7 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from mmdetnas.search.arch import arch_argument  # noqa: E402
 from mmdetnas.search.ranking import (REFERENCE,  # noqa: E402
                                      archs_from_candidates, rank_report,
                                      select_archs_in_flops_band)
@@ -84,8 +86,11 @@ def parse_args(argv=None):
         help="a finished search's candidates.jsonl: architectures spread "
         'over its score ranking')
     pick.add_argument(
-        '--arch-file', nargs='+', metavar='YAML',
-        help='architecture files (e.g. best_arch.yaml) to compare')
+        '--arch-file', '--arch', dest='arch_file', nargs='+',
+        metavar='ARCH', type=arch_argument,
+        help='architectures to compare: architecture files (e.g. '
+        'best_arch.yaml), official names or comma-separated choice names/'
+        'indices (one per layer)')
     parser.add_argument(
         '--standalone-key',
         help="stand-alone metric (default: the search's train_cfg.score_key)")

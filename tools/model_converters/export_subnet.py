@@ -1,7 +1,7 @@
 """Slice a subnet out of a supernet checkpoint.
 
     python tools/model_converters/export_subnet.py SUPERNET_CKPT ARCH OUT_CKPT
-        [--prefix backbone.]
+        [--prefix backbone.] [--search-space 300M]
 
 Keeps the chosen block of every searchable layer (and everything else of the
 model, e.g. the detector's neck and heads, unchanged); drops optimizer state.
@@ -22,26 +22,34 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 import torch  # noqa: E402
 
 from mmdetnas.models.backbones import slice_supernet_state_dict  # noqa: E402
-from mmdetnas.search.arch import resolve_arch, save_arch_file  # noqa: E402
+from mmdetnas.search.arch import (arch_argument, resolve_arch,  # noqa: E402
+                                  save_arch_file)
 from mmdetnas.search.flops import arch_cost  # noqa: E402
 from mmdetnas.utils.checkpoint import load_local_checkpoint  # noqa: E402
-
-
-def parse_arch_arg(value: str):
-    """An architecture file / official name, or ``'a,b,c'`` (names or
-    indices)."""
-    if ',' in value:
-        return [int(v) if v.strip().isdigit() else v.strip()
-                for v in value.split(',')]
-    return value
 
 
 def export_subnet(ckpt_path: str, arch, out_path: str,
                   prefix: str = 'backbone.', search_space=None) -> dict:
     """Write the sliced checkpoint; returns its ``meta``.
 
+    Args:
+        ckpt_path (str): Supernet checkpoint.
+        arch (str | list): Anything :func:`mmdetnas.search.resolve_arch`
+            accepts: comma-separated choice names/indices, an official
+            name, an architecture file, or a list.
+        out_path (str): Output checkpoint; ``<out>_arch.yaml`` is written
+            beside it.
+        prefix (str): Key prefix of the backbone in the checkpoint.
+        search_space (str | dict, optional): Search space of ``arch``
+            (default: the file's or official name's, ``'300M'`` for a list).
+
+    Returns:
+        dict: the ``meta`` of the written checkpoint.
+
     Raises:
         FileNotFoundError / RuntimeError: missing or corrupt checkpoint.
+        ValueError / FileNotFoundError: an invalid ``arch`` (see
+            :func:`mmdetnas.search.parse_arch`).
         KeyError: the checkpoint lacks a chosen block (wrong search space
             or prefix).
     """
@@ -64,15 +72,21 @@ def export_subnet(ckpt_path: str, arch, out_path: str,
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('checkpoint', help='supernet checkpoint')
-    parser.add_argument('arch', help='architecture file, official name or '
-                        'comma-separated choices')
+    parser.add_argument(
+        'arch', type=arch_argument,
+        help='architecture: comma-separated choice names or indices (one '
+        'per layer), an official name or an architecture file')
     parser.add_argument('out', help='output checkpoint')
     parser.add_argument(
         '--prefix', default='backbone.',
         help="key prefix of the backbone ('' for a bare backbone)")
+    parser.add_argument(
+        '--search-space',
+        help="search space of a comma-separated ARCH (preset name, default "
+        "'300M'; a file or official name carries its own)")
     args = parser.parse_args(argv)
-    meta = export_subnet(args.checkpoint, parse_arch_arg(args.arch),
-                         args.out, args.prefix)
+    meta = export_subnet(args.checkpoint, args.arch, args.out, args.prefix,
+                         args.search_space)
     print(f"exported subnet ({meta['flops'] / 1e6:.2f}M MACs backbone "
           f"FLOPs at 224x224, {meta['params'] / 1e6:.3f}M params) to "
           f'{args.out}')

@@ -37,7 +37,9 @@ class PathSamplerHook(Hook):
             ``dict(type='mmdetnas.UniformPathSampler')``; ``search_space``
             defaults to the backbone's.
         eval_arch (list | str, optional): Path used for validation/test of
-            the supernet. ``None`` samples one path per evaluation (logged).
+            the supernet, anything :func:`mmdetnas.search.resolve_arch`
+            accepts (validated in :meth:`before_run`). ``None`` samples one
+            path per evaluation (logged).
         calib_iters (int): Before a validation/test of the supernet,
             recalibrate the BN statistics of the evaluated path with this
             many training batches (DetNAS Sec. 3.4). The running statistics
@@ -46,8 +48,19 @@ class PathSamplerHook(Hook):
         calib_batch_size (int, optional): Images per recalibration batch
             (default: the training batch size).
 
-    The sampler's RNG state is saved in checkpoints, so a resumed run samples
-    the same paths as an uninterrupted one.
+    The sampler's :meth:`state_dict` (its RNG state, and the dead bins of a
+    :class:`mmdetnas.search.FlopsBinPathSampler`) is saved in checkpoints
+    and loaded on resume, so a resumed run samples the same paths as an
+    uninterrupted one; drawing the path of an evaluation does not change it.
+
+    Raises:
+        RuntimeError: (from :meth:`before_run`) the model has no supernet
+            backbone (a :class:`DetNASShuffleNetV2` with ``arch=None``).
+        KeyError: (from :meth:`before_run`) ``sampler`` names no registered
+            type.
+        ValueError / FileNotFoundError: (from :meth:`before_run`) an
+            invalid ``eval_arch`` (wrong length or search space, unknown
+            choice, missing file).
     """
     priority = 'HIGH'
 

@@ -81,10 +81,24 @@ class EvolutionSearchLoop(BaseLoop):
             re-train command.
 
     Raises:
-        RuntimeError: no candidate of the first generation satisfies the
-            constraints (the message names them and the range seen), the
-            model has no supernet backbone, or ``score_key`` is not among the
-            evaluator's metrics.
+        ValueError: (on construction) ``num_mutation + num_crossover``
+            exceeds ``population_size``; ``top_k``, ``population_size`` or
+            ``max_generations`` is below 1; ``cost_key`` is neither
+            ``'flops'`` nor ``'latency_ms'``; a malformed ``flops`` /
+            ``params`` / ``latency`` range (not ``(min, max)``, or
+            ``min > max``); or an invalid architecture in ``init_archs``
+            (wrong length, unknown choice, index out of range, another
+            search space).
+        TypeError / FileNotFoundError: (on construction) an item of
+            ``init_archs`` of another type, or a string naming neither an
+            official architecture nor an existing file.
+        RuntimeError: the model has no supernet backbone (on
+            construction); from :meth:`run`: a ``PathSamplerHook`` is
+            registered, no candidate of the first generation satisfies the
+            constraints (the message names them and the range seen),
+            ``score_key`` is not among the evaluator's metrics, or (with
+            ``resume``) the search state cannot be read or was written with
+            another search space, ``score_key`` or ``seed``.
     """
 
     def __init__(self,

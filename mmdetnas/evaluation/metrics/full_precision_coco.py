@@ -46,9 +46,45 @@ class FullPrecisionCocoMetric(CocoMetric):
     Where mmdet returns no metric at all because the model detected nothing
     in the whole dataset (an untrained candidate path), every AP is 0.0, so
     a search can rank that candidate instead of failing.
+
+    Args:
+        ann_file (str, optional): COCO annotation file of the evaluated
+            split (``None``: converted from the dataset's annotations).
+        metric (str | list[str]): ``'bbox'``, ``'segm'``, ``'proposal'``
+            and/or ``'proposal_fast'``; only the ``bbox``/``segm`` APs are
+            replaced by unrounded values.
+        use_mp_eval (bool): Must stay ``False`` (mmdet's multi-process
+            evaluation builds no ``COCOeval`` to read unrounded values from).
+        **kwargs: The other arguments of
+            :class:`mmdet.evaluation.CocoMetric` (``classwise``,
+            ``iou_thrs``, ``metric_items``, ``format_only``,
+            ``outfile_prefix``, ``backend_args``, ``collect_device``,
+            ``prefix``, ...), with the same meaning.
+
+    Raises:
+        KeyError: (mmdet, on construction) an unknown ``metric``; (from
+            :meth:`compute_metrics`) an unknown item of ``metric_items``.
+        RuntimeError: (mmdet, on construction) the deprecated
+            ``file_client_args`` is given.
+        ValueError: (from :meth:`compute_metrics`) ``use_mp_eval=True``.
     """
 
     def compute_metrics(self, results: list) -> dict:
+        """The metrics of ``results`` with unrounded ``bbox``/``segm`` APs.
+
+        Args:
+            results (list): ``(gt, prediction)`` pairs collected by
+                :meth:`process` (mmdet's format).
+
+        Returns:
+            dict: mmdet's metric names (without the ``coco/`` prefix, added
+            by the evaluator) to values; every AP 0.0 when nothing was
+            detected in any image.
+
+        Raises:
+            ValueError: ``use_mp_eval=True``.
+            KeyError: an unknown item of ``metric_items``.
+        """
         if self.use_mp_eval:
             raise ValueError('FullPrecisionCocoMetric does not support '
                              'use_mp_eval=True; use mmdet CocoMetric')

@@ -79,6 +79,11 @@ class ShuffleChoiceBlock(nn.Module):
 
     Shapes:
         ``(N, C, H, W) -> (N, out_channels, ceil(H / s), ceil(W / s))``.
+
+    Raises:
+        ValueError: ``stride`` is neither 1 nor 2, a stride-1 block with
+            ``in_channels != out_channels``, or an unknown
+            ``shuffle_order`` (the message lists the known ones).
     """
 
     def __init__(self,
