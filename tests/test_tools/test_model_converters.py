@@ -548,3 +548,32 @@ def test_shuffle_order_mismatch_fails(tmp_path, convert_tool, reference_keys):
     for k, v in right.state_dict().items():
         if not k.endswith('num_batches_tracked'):
             assert torch.equal(v, _read(bare)['state_dict'][k]), k
+
+
+def test_library_conversion_and_prefix_rule(tmp_path, convert_tool,
+                                            reference_keys):
+    """The library function behind the tool: a detector in memory, whole
+    and backbone-only; a backbone prefix makes no sense for a whole
+    detector (library: ValueError, command line: usage error)."""
+    from mmdetnas.models import convert_reference_checkpoint
+    g = torch.Generator().manual_seed(6)
+    ref = _reference_faster_rcnn(reference_keys['COCO-FPN-300M'], g)
+    res = convert_reference_checkpoint({'model': ref})
+    assert res.what == 'detector' and res.shuffle_order == 'interleave'
+    assert {k.split('.')[0] for k in res.state_dict} == {
+        'backbone', 'neck', 'rpn_head', 'roi_head'}
+    alone = convert_reference_checkpoint({'model': ref}, backbone_only=True,
+                                         prefix='body.')
+    assert alone.what == 'backbone'
+    assert set(alone.state_dict) == {'body.' + k for k in alone.backbone} | {
+        'body.shuffle_order'}
+    with pytest.raises(ValueError, match="prefix='x.'"):
+        convert_reference_checkpoint({'model': ref}, prefix='x.')
+    src = str(tmp_path / 'ref.pth')
+    torch.save({'model': ref}, src)
+    with pytest.raises(SystemExit) as exc:
+        convert_tool.main([src, str(tmp_path / 'o.pth'), '--prefix', 'x.'])
+    assert exc.value.code == 2 and not osp.exists(tmp_path / 'o.pth')
+    with pytest.raises(KeyError, match='no DetNAS backbone keys'):
+        convert_reference_checkpoint({'state_dict': {'neck.w': ref[
+            'module.rpn.head.conv.weight']}})
