@@ -27,27 +27,29 @@ def _dummy_samples(shape: Sequence[int], batch: int):
 
 
 class _TensorForward(nn.Module):
-    """``model(x)`` -> raw network outputs (mode ``'tensor'``)."""
+    """``model(x)`` -> raw network outputs (mode ``'tensor'``), or the
+    post-processed predictions (mode ``'predict'``: boxes after NMS)."""
 
-    def __init__(self, model: nn.Module, samples):
+    def __init__(self, model: nn.Module, samples, mode: str = 'tensor'):
         super().__init__()
         self.model = model
         self.samples = samples
+        self.mode = mode
 
     def forward(self, x):
         if self.samples is None:
-            return self.model(x, mode='tensor')
-        return self.model(x, self.samples, mode='tensor')
+            return self.model(x, mode=self.mode)
+        return self.model(x, self.samples, mode=self.mode)
 
 
-def _wrap(model: nn.Module, shape: Sequence[int],
-          batch: int = 1) -> Tuple[nn.Module, torch.Tensor]:
+def _wrap(model: nn.Module, shape: Sequence[int], batch: int = 1,
+          mode: str = 'tensor') -> Tuple[nn.Module, torch.Tensor]:
     from mmdet.models.detectors import BaseDetector
     device = next(model.parameters()).device
     x = torch.zeros(batch, 3, *shape, device=device)
     samples = _dummy_samples(shape, batch) if isinstance(
         model, BaseDetector) else None
-    return _TensorForward(model, samples).eval(), x
+    return _TensorForward(model, samples, mode).eval(), x
 
 
 def model_flops(model: nn.Module, shape: Sequence[int] = (800, 1333)) -> int:
@@ -71,7 +73,8 @@ def model_flops(model: nn.Module, shape: Sequence[int] = (800, 1333)) -> int:
 def measure_latency(model: nn.Module,
                     shape: Sequence[int] = (800, 1333),
                     warmup: int = 2,
-                    repeats: int = 5) -> float:
+                    repeats: int = 5,
+                    mode: str = 'tensor') -> float:
     """Median latency in **ms** of one forward of a ``1 x 3 x H x W`` input
     (backbone to raw head outputs) on the model's device.
 
@@ -88,19 +91,25 @@ def measure_latency(model: nn.Module,
         shape (Sequence[int]): ``(H, W)`` input size in pixels.
         warmup (int): Untimed forwards first (>= 0).
         repeats (int): Timed forwards (>= 1).
+        mode (str): ``'tensor'`` times backbone to raw head outputs;
+            ``'predict'`` (detectors) the whole inference, post-processing
+            and NMS included, on an all-zero image.
 
     Returns:
         float: the median of the ``repeats`` timings in milliseconds (the
         upper median for an even ``repeats``).
 
     Raises:
-        ValueError: ``repeats < 1`` or ``warmup < 0``.
+        ValueError: ``repeats < 1``, ``warmup < 0`` or an unknown
+            ``mode``.
         StopIteration: the model has no parameter (no device to run on).
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f'measure_latency needs repeats >= 1 and warmup >= '
                          f'0, got repeats={repeats}, warmup={warmup}')
-    wrapped, x = _wrap(model, shape)
+    if mode not in ('tensor', 'predict'):
+        raise ValueError(f"mode must be 'tensor' or 'predict', got {mode!r}")
+    wrapped, x = _wrap(model, shape, mode=mode)
     cuda = x.is_cuda
     times = []
     for i in range(warmup + repeats):

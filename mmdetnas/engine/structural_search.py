@@ -1,0 +1,342 @@
+"""SM-NAS structural-level search (Yao et al., AAAI 2020, Sec. 3.1).
+
+Each candidate is a combination of mmdet modules and an input size
+(:class:`mmdetnas.search.StructuralSearchSpace`), built as an ordinary mmdet
+config, trained with the config's short ("fast") schedule through
+mmengine's ``Runner``, scored by the config's evaluator (CocoMetric,
+VOCMetric) and timed on the current device. Selection keeps the
+two-objective Pareto front (score up, latency down) with the NSGA-II
+machinery of :class:`mmdetnas.search.engine.SearchEngine`, the engine every
+search of the toolkit shares.
+
+Outputs in the work dir: ``candidates.jsonl``, ``search_state.pkl``,
+``candidates/NNN/`` (each candidate's config, logs and checkpoints),
+``front/*.py`` (a ready-to-run config per front member), ``pareto.yaml``,
+``pareto.png``, ``search_curve.png`` and ``search.log``.
+"""
+import copy
+import gc
+import os
+import os.path as osp
+import time
+from typing import List, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.dist import is_main_process
+from mmengine.logging import MMLogger
+from mmengine.model import is_model_wrapper
+
+from mmdetnas.search.constraints import _as_range
+from mmdetnas.search.engine import SearchEngine
+from mmdetnas.search.model_cost import measure_latency, model_flops
+from mmdetnas.search.structural import StructuralSearchSpace
+from mmdetnas.utils.dist import broadcast_object
+
+#: keys of the search config that are not part of a candidate's config
+SEARCH_KEYS = ('structural_search', 'structural_space')
+#: run-time keys not written into the front's configs
+RUN_KEYS = ('work_dir', 'experiment_name', 'resume', 'load_from',
+            'launcher')
+
+
+class StructuralSearch:
+    """The structural search of one config (see the module docstring).
+
+    The config is an mmdet detector config (the *base*: model, data,
+    evaluator, the fast schedule) with two more entries:
+
+    * ``structural_space``: the components (see
+      :class:`~mmdetnas.search.StructuralSearchSpace`);
+    * ``structural_search``: ``dict(population_size, max_generations,
+      top_k, num_mutation, num_crossover, max_tries_factor, score_key,
+      seed, init=[genomes], flops=(min, max) MACs of the whole detector at
+      its input size, params=(min, max), latency=(min, max) ms,
+      latency_warmup, latency_repeats)``.
+
+    FLOPs and params are checked before training; latency is measured after
+    training (the trained model's post-processing cost differs from an
+    untrained one's), on rank 0 only, batch 1, at the candidate's input
+    size padded to 32, with ``mode='predict'`` (NMS included), and a
+    candidate outside the latency range is recorded with
+    ``feasible=False`` and kept out of selection and the front.
+
+    Args:
+        cfg (Config): the search config, with ``work_dir`` set.
+        resume (bool): Continue from ``work_dir/search_state.pkl``; the
+            candidate in flight resumes from its last checkpoint.
+
+    Raises:
+        KeyError: the config has no ``structural_space``.
+        ValueError: a malformed space, range or init genome.
+    """
+
+    def __init__(self, cfg: Config, resume: bool = False):
+        if cfg.get('structural_space') is None:
+            raise KeyError('the config has no structural_space; see '
+                           'configs/smnas/ for examples')
+        self.cfg = cfg
+        self.resume = resume
+        opts = dict(cfg.get('structural_search') or {})
+        self.space = StructuralSearchSpace.from_cfg(cfg.structural_space)
+        self.work_dir = cfg.work_dir
+        self.score_key = opts.pop('score_key', 'coco/bbox_mAP')
+        self.flops = _as_range('flops', opts.pop('flops', None))
+        self.params = _as_range('params', opts.pop('params', None))
+        self.latency = _as_range('latency', opts.pop('latency', None))
+        self.latency_warmup = opts.pop('latency_warmup', 2)
+        self.latency_repeats = opts.pop('latency_repeats', 5)
+        init = [self.space.validate(g) for g in opts.pop('init', ())]
+        self.init = init
+        seed = opts.pop('seed', 0)
+        engine_keys = ('population_size', 'max_generations', 'top_k',
+                       'num_mutation', 'num_crossover', 'max_tries_factor')
+        unknown = set(opts) - set(engine_keys)
+        if unknown:
+            raise ValueError(f'unknown structural_search option(s) '
+                             f'{sorted(unknown)}')
+        self.engine = SearchEngine(
+            self.work_dir, key=self.space.key,
+            genome_of=lambda r: r['choices'], score_key=self.score_key,
+            cost_key='latency_ms', multi_objective=True, seed=seed,
+            identity=dict(space=repr(self.space.components)),
+            **{k: opts[k] for k in engine_keys if k in opts})
+        base = copy.deepcopy(cfg._cfg_dict.to_dict())
+        for k in SEARCH_KEYS:
+            base.pop(k, None)
+        self.base = Config(base, filename=cfg.filename)
+        self._cost_cache = {}
+        self.logger = None
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> List[dict]:
+        """Run the search on every rank; returns the Pareto front."""
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.logger = MMLogger.get_instance(
+            f'structural_search_{time.time_ns()}', logger_name='mmdetnas',
+            log_file=osp.join(self.work_dir, 'search.log'))
+        eng = self.engine
+        if self.resume:
+            state = broadcast_object(
+                eng.read_state() if is_main_process() else None)
+            if state is None:
+                self._log('--resume: no search state, starting a new search')
+            else:
+                eng.load(state, is_main_process())
+                self._log(f'resumed at generation {eng.generation + 1} with '
+                          f'{len(eng.records)} trained candidates')
+        start, n_start = time.time(), len(eng.records)
+        while eng.generation < eng.max_generations:
+            if eng.pending is None:
+                eng.pending = broadcast_object(
+                    self._propose() if is_main_process() else None)
+                if is_main_process():
+                    eng.save()
+                if not eng.pending:
+                    self._log(f'generation {eng.generation + 1}: no new '
+                              'candidate fits the constraints; stopping')
+                    break
+            for genome in eng.pending[eng.done_in_generation():]:
+                record = self.evaluate(genome)
+                eng.add_record(record, is_main_process())
+                done = len(eng.records) - n_start
+                self._log(
+                    f"[structural] gen {eng.generation + 1}/"
+                    f"{eng.max_generations} cand {record['index']} "
+                    f"{record['name']}: {self.score_key}="
+                    f"{record['score']:.4f}, latency "
+                    f"{record['latency_ms']:.1f} ms, "
+                    f"{record['flops'] / 1e9:.2f} GMACs, "
+                    f"{record['params'] / 1e6:.2f}M params, train "
+                    f"{record['train_seconds']:.0f} s, eta "
+                    f"{eng.eta((time.time() - start) / max(done, 1))}")
+            entry = eng.end_generation()
+            if is_main_process():
+                eng.save()
+                self._plot()
+            self._log(f"generation {entry['generation'] + 1} done: best "
+                      f"{entry['best']:.4f}, {entry['evaluated']} trained")
+        front = eng.front()
+        if is_main_process():
+            self._write_outputs(front)
+        return front
+
+    def _log(self, msg: str) -> None:
+        if is_main_process():
+            self.logger.info(msg)
+
+    # ------------------------------------------------------------- proposal
+    def _propose(self) -> list:
+        eng = self.engine
+        cands = eng.propose(self.space.random, self.space.mutate,
+                            self.space.crossover, self._fits, self.init)
+        self._log(f'generation {eng.generation + 1}: {len(cands)} new '
+                  'candidates: ' + ', '.join(map(self.space.label, cands)))
+        if not cands and not eng.records:
+            raise RuntimeError(
+                'no structure satisfies the constraints (flops '
+                f'{self.flops}, params {self.params}) after '
+                f'{eng.max_tries_factor * eng.population_size} tries')
+        return cands
+
+    def _shape(self, genome) -> tuple:
+        """``(H, W)`` latency/FLOPs input: the chosen scale (or the test
+        pipeline's), padded up to a multiple of 32."""
+        scale = self.space.scale(genome) or _test_scale(self.base) or \
+            (1333, 800)
+        w, h = scale
+        return (int(-(-h // 32) * 32), int(-(-w // 32) * 32))
+
+    def cost(self, genome) -> dict:
+        """FLOPs (MACs, whole detector at the input size, no
+        post-processing) and params of a structure, from its built,
+        untrained model (cached)."""
+        key = self.space.key(genome)
+        if key not in self._cost_cache:
+            from mmdet.registry import MODELS
+            cfg = self.space.build_config(self.base, genome)
+            model = MODELS.build(cfg.model).eval()
+            params = sum(p.numel() for p in model.parameters())
+            try:
+                flops = int(model_flops(model, self._shape(genome)))
+            except Exception as e:  # noqa: BLE001
+                self._log(f'FLOPs of {self.space.label(genome)} not '
+                          f'counted: {type(e).__name__}: {e}')
+                flops = None
+            self._cost_cache[key] = dict(flops=flops, params=params)
+        return self._cost_cache[key]
+
+    def _fits(self, genome) -> bool:
+        if self.flops is None and self.params is None:
+            return True
+        c = self.cost(genome)
+        return _inside(c['flops'], self.flops) and _inside(
+            c['params'], self.params)
+
+    # ----------------------------------------------------------- evaluation
+    def candidate_config(self, genome, index: int) -> Config:
+        """The candidate's config with its run-time settings (work dir,
+        experiment name, resume from its own last checkpoint)."""
+        cfg = self.space.build_config(self.base, genome)
+        cfg.work_dir = osp.join(self.work_dir, 'candidates', f'{index:03d}')
+        cfg.experiment_name = f'cand{index:03d}_{time.time_ns()}'
+        cfg.resume = osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint'))
+        cfg.load_from = None
+        return cfg
+
+    def evaluate(self, genome) -> dict:
+        """Train, score and time one structure; call it on every rank.
+
+        Returns:
+            dict: the record: ``index``, ``generation``, ``choices``,
+            ``name``, ``config`` (path of its config), ``score``,
+            ``metrics``, ``latency_ms``, ``flops`` (MACs), ``params``,
+            ``train_seconds``, ``feasible``.
+
+        Raises:
+            RuntimeError: ``score_key`` is not among the metrics.
+        """
+        from mmengine.runner import Runner
+        eng = self.engine
+        index = len(eng.records)
+        cfg = self.candidate_config(genome, index)
+        cost = broadcast_object(self.cost(genome) if is_main_process()
+                                else None)
+        if is_main_process():
+            os.makedirs(cfg.work_dir, exist_ok=True)
+            clean = copy.deepcopy(cfg)
+            for k in RUN_KEYS:
+                clean.pop(k, None)
+            clean.dump(osp.join(cfg.work_dir, 'config.py'))
+        t0 = time.time()
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        metrics = runner.val()
+        train_s = time.time() - t0
+        if self.score_key not in metrics:
+            raise RuntimeError(f'score_key {self.score_key!r} is not among '
+                               f'the evaluator metrics {sorted(metrics)}')
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        latency = None
+        if is_main_process():
+            model.eval()
+            latency = measure_latency(
+                model, self._shape(genome), self.latency_warmup,
+                self.latency_repeats, mode='predict')
+        latency = broadcast_object(latency)
+        del runner, model
+        gc.collect()
+        metrics = {k: float(v) if isinstance(v, (int, float)) else v
+                   for k, v in metrics.items()}
+        return dict(
+            index=index, generation=eng.generation, choices=dict(genome),
+            name=self.space.label(genome),
+            config=osp.join(cfg.work_dir, 'config.py'),
+            score=float(metrics[self.score_key]), metrics=metrics,
+            latency_ms=float(latency), flops=cost['flops'],
+            params=int(cost['params']), train_seconds=round(train_s, 1),
+            input_shape=list(self._shape(genome)),
+            device=_device_name(),
+            feasible=_inside(latency, self.latency))
+
+    # -------------------------------------------------------------- outputs
+    def _plot(self) -> None:
+        self.engine.plot('latency (ms, batch 1, ' + _device_name() + ')',
+                         label_fn=lambda r: r['name'])
+
+    def _write_outputs(self, front: List[dict]) -> None:
+        import yaml
+        self._plot()
+        fdir = osp.join(self.work_dir, 'front')
+        os.makedirs(fdir, exist_ok=True)
+        for old in os.listdir(fdir):
+            if old.endswith('.py'):
+                os.remove(osp.join(fdir, old))
+        entries = []
+        for r in front:
+            path = osp.join(fdir, f"{r['index']:03d}_"
+                            f"{r['name'].replace('+', '_')}.py")
+            Config.fromfile(r['config']).dump(path)
+            entries.append(dict(
+                index=r['index'], name=r['name'], config=path,
+                score=r['score'], latency_ms=r['latency_ms'],
+                flops=r['flops'], params=r['params'],
+                choices=r['choices']))
+        with open(osp.join(self.work_dir, 'pareto.yaml'), 'w') as f:
+            yaml.safe_dump(dict(
+                objectives=[f'max {self.score_key}', 'min latency_ms'],
+                device=_device_name(), front=entries), f, sort_keys=False)
+        lines = [f"  {e['name']}: {self.score_key}={e['score']:.4f}, "
+                 f"{e['latency_ms']:.1f} ms -> {e['config']}"
+                 for e in entries]
+        self._log('[structural] Pareto front (score up, latency down):\n'
+                  + '\n'.join(lines) + '\ntrain one with: python '
+                  'tools/train.py front/<name>.py')
+
+
+def _inside(value, rng: Optional[Sequence]) -> bool:
+    if rng is None:
+        return True
+    if value is None:
+        return False
+    lo, hi = rng
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _test_scale(cfg: Config):
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    try:
+        for t in loader.dataset.pipeline:
+            if 'Resize' in t.get('type', '') and 'scale' in t:
+                return tuple(t['scale'])
+    except (AttributeError, TypeError):
+        pass
+    return None
+
+
+def _device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    import platform
+    return f'CPU {platform.machine()} x{torch.get_num_threads()} threads'
