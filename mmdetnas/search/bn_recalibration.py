@@ -4,71 +4,244 @@ The running statistics of a supernet's BN layers mix every path that used
 them, so a path is evaluated only after re-estimating them: reset, then
 train-mode forward passes of the path on training images, without
 gradients.
+
+Only the part of the model that holds BN layers is run: for a detector its
+``backbone`` (plus its ``neck`` when the neck has BN layers), for a
+classifier its ``backbone``; no head, no loss, no target assignment. The
+statistics are those of a full train-mode forward, because a BN layer sees
+the same inputs either way. A model with BN layers elsewhere (e.g. the
+4conv-1fc box head of the DetNAS Faster R-CNN) is run whole, in ``'loss'``
+mode (the box head's BN sees the RoIs sampled by target assignment), unless
+``scope='features'`` asks to recalibrate only the backbone and neck and keep
+the other BN layers' statistics.
+
+The recalibration is seeded by its own ``seed`` only, and leaves the global
+``random`` / ``numpy`` / ``torch`` generators of the process as it found
+them.
 """
+import contextlib
 import random
 import time
+import types
 import zlib
-from typing import Callable, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
 
 def arch_seed(arch: Sequence[str], seed: int = 0) -> int:
     """A process-independent seed for an architecture (Python's ``hash`` of
-    strings changes between processes)."""
+    strings changes between processes).
+
+    Args:
+        arch (Sequence[str]): the architecture (one choice name per layer).
+        seed (int): the base seed (e.g. the search's ``seed``).
+
+    Returns:
+        int: ``seed`` plus the CRC32 of the comma-joined choices.
+    """
     return seed + zlib.crc32(','.join(arch).encode())
+
+
+def _has_bn(module: Optional[nn.Module]) -> bool:
+    return module is not None and any(
+        isinstance(m, _BatchNorm) for m in module.modules())
+
+
+SCOPES = ('auto', 'features', 'full')
+
+
+def bn_forward_parts(model: nn.Module,
+                     scope: str = 'auto') -> Optional[List[nn.Module]]:
+    """The sub-modules that a BN recalibration needs to run, in order.
+
+    ``[model.backbone]``, plus ``model.neck`` when it holds BN layers
+    (mmdet detectors: ``extract_feat`` runs the backbone then the neck;
+    mmdetnas classifiers have no neck).
+
+    Args:
+        model (nn.Module): an unwrapped model.
+        scope (str): ``'auto'``: the parts when they hold every BN layer of
+            the model, else ``None``; ``'features'``: the parts whatever
+            else holds BN layers; ``'full'``: ``None``.
+
+    Returns:
+        list[nn.Module] | None: the parts, or ``None`` when the model must
+        be run whole (no ``backbone``, or see ``scope``).
+
+    Raises:
+        ValueError: unknown ``scope``.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f'scope must be one of {SCOPES}, got {scope!r}')
+    backbone = getattr(model, 'backbone', None)
+    if scope == 'full' or not isinstance(backbone, nn.Module):
+        return None
+    parts = [backbone]
+    neck = getattr(model, 'neck', None)
+    if isinstance(neck, nn.Module) and _has_bn(neck):
+        parts.append(neck)
+    covered = {id(m) for p in parts for m in p.modules()}
+    outside = any(isinstance(m, _BatchNorm) and id(m) not in covered
+                  for m in model.modules())
+    if scope == 'auto' and outside:
+        return None
+    return parts
+
+
+@contextlib.contextmanager
+def preserved_global_rng(seed: Optional[int] = None) -> Iterator[None]:
+    """Save the global ``random``, ``numpy`` and ``torch`` (CPU, and CUDA
+    when initialised) generator states, optionally seed them all with
+    ``seed``, and restore the saved states on exit.
+
+    Args:
+        seed (int, optional): seed of the three generators inside the
+            block; ``None`` leaves them as they are.
+
+    Yields:
+        None
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    torch_state = torch.get_rng_state()
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    cuda_states = torch.cuda.get_rng_state_all() if cuda else None
+    try:
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+@contextlib.contextmanager
+def _local_sync_bn(model: nn.Module) -> Iterator[None]:
+    """Run every ``nn.SyncBatchNorm`` of ``model`` as a local BN inside the
+    block: a recalibration has no cross-rank collective (every rank sees
+    the whole calibration set, or a candidate of its own)."""
+    patched = [m for m in model.modules()
+               if isinstance(m, nn.SyncBatchNorm)]
+    for m in patched:
+        m.forward = types.MethodType(_BatchNorm.forward, m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
 
 
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, dataset: Dataset, collate_fn: Callable,
-                   num_batches: int, batch_size: int, seed: int) -> float:
+                   num_batches: int, batch_size: int, seed: int,
+                   scope: str = 'auto') -> float:
     """Reset every BN layer of ``model`` and re-estimate its running mean and
     variance as the plain average over ``num_batches`` batches of
     ``batch_size`` images drawn (seeded, with replacement only if the
     dataset is too small) from ``dataset``.
 
-    The draw and the data augmentation are seeded with ``seed`` only, so
-    every rank computes the same statistics. The model must be unwrapped
-    (no DDP) and its path already active; it is left in eval mode.
+    Each batch goes through the model's data preprocessor (training mode)
+    and then through the parts given by :func:`bn_forward_parts` in train
+    mode (the whole model in ``'loss'`` mode when that is ``None``); only
+    the BN layers of what runs are reset and re-estimated. The
+    draw uses a local generator; the data augmentation of the dataset's
+    pipeline (which draws from the global generators) runs with the global
+    generators seeded by ``seed`` and restored afterwards, so every rank
+    and every call with the same ``seed`` computes the same statistics and
+    the process's random sequences are left untouched. SyncBN layers are
+    run locally. The model must be unwrapped (no DDP) and its path already
+    active; it is left in eval mode.
 
     Args:
-        model: an mmengine model with ``data_preprocessor`` and
+        model (nn.Module): an mmengine model with ``data_preprocessor`` and
             ``_run_forward`` (mmdet detectors, mmdetnas classifiers).
-        dataset: training dataset (with its training pipeline).
-        collate_fn: the training dataloader's collate function.
+        dataset (Dataset): training dataset (with its training pipeline).
+        collate_fn (Callable): the training dataloader's collate function.
         num_batches (int): forward passes (reference: 500).
         batch_size (int): images per pass (reference: 8).
         seed (int): e.g. :func:`arch_seed` of the path.
+        scope (str): see :func:`bn_forward_parts` (default ``'auto'``: the
+            statistics of a full train-mode forward, at the cost of the
+            backbone and neck alone when they hold every BN layer).
 
     Returns:
         float: seconds spent.
+
+    Raises:
+        ValueError: unknown ``scope``.
     """
     t0 = time.time()
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    parts = bn_forward_parts(model, scope)
+    bns = [m for m in (model.modules() if parts is None else
+                       (x for p in parts for x in p.modules()))
+           if isinstance(m, _BatchNorm)]
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average
     n = num_batches * batch_size
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(dataset), n, replace=n > len(dataset))
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    torch.manual_seed(seed)
-    loader = DataLoader(
-        Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=False,
-        num_workers=0, collate_fn=collate_fn)
+    idx = np.random.default_rng(seed).choice(
+        len(dataset), n, replace=n > len(dataset))
     model.train()
     try:
-        for batch in loader:
-            data = model.data_preprocessor(batch, True)
-            model._run_forward(data, mode='loss')
+        with preserved_global_rng(seed), _local_sync_bn(model):
+            for b in range(num_batches):
+                batch = collate_fn([
+                    dataset[int(i)]
+                    for i in idx[b * batch_size:(b + 1) * batch_size]
+                ])
+                data = model.data_preprocessor(batch, True)
+                if parts is None:
+                    model._run_forward(data, mode='loss')
+                    continue
+                x = data['inputs']
+                for part in parts:
+                    x = part(x)
     finally:
         for m, mom in zip(bns, momenta):
             m.momentum = mom
         model.eval()
     return time.time() - t0
+
+
+def recalibrate_path_bn(model: nn.Module, dataloader, arch: Sequence[str],
+                        num_batches: int, batch_size: Optional[int] = None,
+                        seed: int = 0, scope: str = 'auto') -> float:
+    """BN recalibration of the active path ``arch`` on a training
+    dataloader's dataset, seeded by :func:`arch_seed` ``(arch, seed)``.
+
+    The one entry point of the search loop and of
+    :class:`mmdetnas.engine.PathSamplerHook`, so both compute the same
+    statistics for the same path and seed.
+
+    Args:
+        model (nn.Module): the unwrapped model, ``arch`` already active.
+        dataloader (DataLoader): the training dataloader (its ``dataset``,
+            ``collate_fn`` and, by default, ``batch_size`` are used).
+        arch (Sequence[str]): the active architecture.
+        num_batches (int): forward passes.
+        batch_size (int, optional): images per pass (default: the
+            dataloader's batch size).
+        seed (int): base seed (the search's ``seed``; 0 in the hook unless
+            configured).
+        scope (str): see :func:`bn_forward_parts`.
+
+    Returns:
+        float: seconds spent.
+
+    Raises:
+        ValueError: unknown ``scope``.
+    """
+    return recalibrate_bn(model, dataloader.dataset, dataloader.collate_fn,
+                          num_batches, batch_size or dataloader.batch_size,
+                          arch_seed(arch, seed), scope)

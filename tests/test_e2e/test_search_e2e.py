@@ -55,11 +55,12 @@ def key(rows):
             for r in rows]
 
 
-def search(trained, work_dir, *extra, **kw):
+def search(trained, work_dir, *extra, options=(), **kw):
     coco, ckpt = trained
     return run_tool([
         'tools/search.py', SEARCH, ckpt, '--work-dir',
-        str(work_dir), *extra, '--cfg-options', *coco_options(coco), *SMALL
+        str(work_dir), *extra, '--cfg-options', *coco_options(coco), *SMALL,
+        *options
     ], **kw)
 
 
@@ -76,6 +77,15 @@ def test_real_search_writes_every_output(trained, tmp_path):
     for name in ('topk.yaml', 'search_curve.png', 'pareto.png',
                  'search_state.pkl'):
         assert osp.getsize(tmp_path / name) > 0
+    # per-candidate scalars at distinct steps in the visual backend
+    scalars = [
+        json.loads(x) for f in tmp_path.glob('*/vis_data/scalars.json')
+        for x in f.read_text().splitlines() if 'search/score' in x
+    ]
+    assert [e['step'] for e in scalars] == list(range(8))
+    for e, r in zip(scalars, rows):
+        assert e['search/score'] == pytest.approx(r['score'])
+        assert e['search/flops'] == r['flops'] and 'search/best' in e
     log = out.stdout + out.stderr
     assert 'export_subnet.py' in log and 'model.backbone.arch=' in log
     assert '[search] generation 2/2 done' in log
@@ -113,9 +123,16 @@ def test_search_killed_then_resumed_equals_uninterrupted(trained, tmp_path):
         str(full / 'best_arch.yaml'))
 
 
-def test_two_gloo_processes_equal_one(trained, tmp_path):
+def strip_timing(rows):
+    return [{k: v for k, v in r.items()
+             if k not in ('calib_seconds', 'eval_seconds')} for r in rows]
+
+
+@pytest.mark.parametrize('parallel', ['candidate', 'data'])
+def test_two_gloo_processes_equal_one(trained, tmp_path, parallel):
     one = tmp_path / 'one'
-    search(trained, one)
+    mode = [f'train_cfg.parallel={parallel}']
+    search(trained, one, options=mode if parallel == 'candidate' else ())
     coco, ckpt = trained
     two = tmp_path / 'two'
     env = dict(
@@ -126,7 +143,8 @@ def test_two_gloo_processes_equal_one(trained, tmp_path):
         PORT='29611')
     proc = subprocess.run([
         'bash', 'tools/dist_search.sh', SEARCH, ckpt, '2', '--work-dir',
-        str(two), '--cfg-options', *coco_options(coco), *SMALL
+        str(two), '--cfg-options', *coco_options(coco), *SMALL,
+        *(mode if parallel == 'data' else [])
     ],
                           cwd=ROOT,
                           env=env,
@@ -135,11 +153,12 @@ def test_two_gloo_processes_equal_one(trained, tmp_path):
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert 'gloo process group (rank 1 of 2)' in proc.stdout + proc.stderr
+    # 1 process: 'data' by default; 2 processes: 'candidate' by default
     a, b = records(one), records(two)
-    assert [(r['arch'], r['generation']) for r in a] == \
-        [(r['arch'], r['generation']) for r in b]
-    for ra, rb in zip(a, b):
-        assert ra['score'] == pytest.approx(rb['score'], abs=1e-6)
+    assert len(a) == 8
+    assert strip_timing(a) == strip_timing(b)
+    assert (one / 'best_arch.yaml').read_text() == \
+        (two / 'best_arch.yaml').read_text()
 
 
 def test_impossible_constraint_fails_clearly(trained, tmp_path):

@@ -11,6 +11,9 @@ import pickle
 import pytest
 import torch.nn as nn
 import yaml
+from mmengine.dataset import pseudo_collate
+from mmengine.evaluator import BaseMetric, Evaluator
+from torch.utils.data import DataLoader
 
 from mmdetnas.engine.loops import EvolutionSearchLoop
 from mmdetnas.models.backbones import DetNASShuffleNetV2
@@ -212,3 +215,217 @@ def test_resume_refuses_a_different_search(tmp_path):
     other, _ = make_loop(tmp_path, seed=2, resume=True)
     with pytest.raises(RuntimeError, match='seed'):
         other.run()
+
+
+# ------------------------------------------------- candidate-parallel mode
+class ScoreMetric(BaseMetric):
+    """The largest per-image value seen, and how many images were seen."""
+    default_prefix = 'coco'
+
+    def process(self, data_batch, data_samples):
+        self.results.extend(s['value'] for s in data_samples)
+
+    def compute_metrics(self, results):
+        return {'bbox_mAP': max(results), 'n_images': float(len(results))}
+
+
+class ScoredModel(nn.Module):
+    """``val_step`` gives every image the score of the active path."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = DetNASShuffleNetV2(search_space='300M')
+
+    def val_step(self, batch):
+        return [dict(value=score_of(self.backbone.arch))
+                for _ in batch['inputs']]
+
+
+class CandidateValLoop(FakeValLoop):
+    """``run()`` for 'data' mode; dataloader and evaluator for the local
+    evaluation of 'candidate' mode."""
+
+    def __init__(self, backbone, log, num_images=3):
+        super().__init__(backbone, log)
+        self.dataloader = DataLoader(
+            [dict(inputs=i) for i in range(num_images)], batch_size=2,
+            collate_fn=pseudo_collate)
+        self.evaluator = Evaluator(ScoreMetric())
+
+
+class CandidateRunner(FakeRunner):
+
+    def __init__(self, work_dir, visualizer=None):
+        super().__init__(work_dir)
+        self.model = ScoredModel()
+        self.val_loop = CandidateValLoop(self.model.backbone, self.evaluated)
+        self.visualizer = visualizer
+        self.scored = []  # paths scored by this rank in 'candidate' mode
+        step = self.model.val_step
+
+        def logged_val_step(batch):
+            if not self.scored or self.scored[-1] != self.model.backbone.arch:
+                self.scored.append(self.model.backbone.arch)
+            return step(batch)
+
+        self.model.val_step = logged_val_step
+
+
+def strip_timing(rows):
+    return [{k: v for k, v in r.items()
+             if k not in ('calib_seconds', 'eval_seconds')} for r in rows]
+
+
+def test_candidate_mode_scores_the_whole_split_locally(tmp_path):
+    loop = EvolutionSearchLoop(CandidateRunner(tmp_path), [],
+                               max_generations=2, population_size=6,
+                               top_k=2, num_mutation=2, num_crossover=2,
+                               calibrate_bn=False, seed=1,
+                               parallel='candidate')
+    loop.run()
+    assert loop.runner.evaluated == []  # the val loop never ran
+    assert len(loop.runner.scored) == 12
+    for r in loop.records:
+        assert r['score'] == score_of(tuple(r['arch']))
+        assert r['metrics']['coco/n_images'] == 3.0
+    with pytest.raises(ValueError, match='parallel'):
+        make_loop(tmp_path, parallel='model')
+
+
+def _dist_worker(rank, world, port, work_dir, cfg, out):
+    import torch.distributed as tdist
+    tdist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                             rank=rank, world_size=world)
+    try:
+        runner = CandidateRunner(work_dir)
+        kill_at = cfg.pop('kill_at', None)
+        if kill_at is not None and rank == world - 1:
+            score = runner.model.val_step
+
+            def dying(batch):  # on the first batch of a new candidate
+                if len(runner.scored) == kill_at and \
+                        runner.scored[-1] != runner.model.backbone.arch:
+                    raise RuntimeError('killed')
+                return score(batch)
+
+            runner.model.val_step = dying
+        loop = EvolutionSearchLoop(runner, [], **cfg)
+        try:
+            loop.run()
+            status = 'ok'
+        except RuntimeError as e:
+            status = str(e)
+        with open(f'{out}.{rank}', 'w') as f:
+            json.dump(dict(status=status, parallel=loop.parallel,
+                           scored=runner.scored,
+                           val_loop=runner.evaluated), f)
+    finally:
+        tdist.destroy_process_group()
+
+
+def run_dist(work_dir, world, **kw):
+    """Run the loop in ``world`` gloo processes; returns each rank's
+    status, mode, paths scored locally and paths seen by the val loop."""
+    import socket
+
+    import torch.multiprocessing as mp
+    cfg = dict(max_generations=3, population_size=5, top_k=2,
+               num_mutation=2, num_crossover=1, calibrate_bn=False, seed=3)
+    cfg.update(kw)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    out = str(work_dir / 'rank')
+    mp.spawn(_dist_worker, args=(world, port, str(work_dir), cfg, out),
+             nprocs=world)
+    res = []
+    for r in range(world):
+        with open(f'{out}.{r}') as f:
+            res.append(json.load(f))
+    return res
+
+
+@pytest.mark.parametrize('parallel', ['candidate', 'data'])
+def test_two_processes_equal_one(tmp_path, parallel):
+    one, two = tmp_path / 'one', tmp_path / 'two'
+    one.mkdir()
+    two.mkdir()
+    r1 = run_dist(one, 1, parallel=parallel)
+    default = None if parallel == 'candidate' else parallel
+    r2 = run_dist(two, 2, parallel=default)
+    assert [r['status'] for r in r1 + r2] == ['ok'] * 3
+    assert r2[0]['parallel'] == r2[1]['parallel'] == parallel
+    rows1 = read_jsonl(one / 'candidates.jsonl')
+    rows2 = read_jsonl(two / 'candidates.jsonl')
+    assert len(rows1) == 15
+    assert strip_timing(rows1) == strip_timing(rows2)
+    assert (one / 'best_arch.yaml').read_text() == \
+        (two / 'best_arch.yaml').read_text()
+    archs = [r['arch'] for r in rows1]
+    if parallel == 'candidate':
+        # every candidate scored once, by one rank: j-th of a batch of 2
+        # on rank j
+        for rank in (0, 1):
+            assert r2[rank]['val_loop'] == []
+            assert r2[rank]['scored'] == [
+                a for i, a in enumerate(archs) if
+                (i - _gen_start(rows1, i)) % 2 == rank]
+    else:  # both ranks evaluate every candidate together
+        for rank in (0, 1):
+            assert r2[rank]['val_loop'] == archs
+            assert r2[rank]['scored'] == []
+
+
+def _gen_start(rows, i):
+    """Index of the first candidate of candidate ``i``'s generation."""
+    return min(j for j, r in enumerate(rows)
+               if r['generation'] == rows[i]['generation'])
+
+
+def test_two_processes_resume_after_a_failure(tmp_path):
+    full, work = tmp_path / 'full', tmp_path / 'work'
+    full.mkdir()
+    work.mkdir()
+    run_dist(full, 2)
+    # batches of 2 in generations of 5: rank 1 scores candidates 1, 3, 6,
+    # 8, ...; it dies on its 4th (candidate 8, batch [7, 8]): candidates
+    # 0-6 are recorded
+    res = run_dist(work, 2, kill_at=3)
+    assert all('killed' in r['status'] for r in res)
+    with open(work / 'search_state.pkl', 'rb') as f:
+        assert len(pickle.load(f)['records']) == 7
+    res = run_dist(work, 2, resume=True)
+    assert [r['status'] for r in res] == ['ok', 'ok']
+    # only the batch in flight was lost and re-done
+    assert sum(len(r['scored']) for r in res) == 15 - 7
+    assert strip_timing(read_jsonl(work / 'candidates.jsonl')) == \
+        strip_timing(read_jsonl(full / 'candidates.jsonl'))
+    assert (work / 'best_arch.yaml').read_text() == \
+        (full / 'best_arch.yaml').read_text()
+
+
+# --------------------------------------------------------- visual backends
+def test_candidate_scalars_reach_the_visual_backends(tmp_path):
+    from mmengine.registry import VISUALIZERS
+    vis = VISUALIZERS.build(dict(
+        type='Visualizer', name='search_vis_test',
+        vis_backends=[dict(type='LocalVisBackend')],
+        save_dir=str(tmp_path / 'vis')))
+    runner = CandidateRunner(tmp_path, visualizer=vis)
+    loop = EvolutionSearchLoop(runner, [], max_generations=2,
+                               population_size=5, top_k=2, num_mutation=2,
+                               num_crossover=1, calibrate_bn=False, seed=2,
+                               parallel='candidate')
+    loop.run()
+    with open(tmp_path / 'vis' / 'vis_data' / 'scalars.json') as f:
+        logged = [json.loads(x) for x in f if x.strip()]
+    rows = read_jsonl(tmp_path / 'candidates.jsonl')
+    assert [e['step'] for e in logged] == list(range(10))
+    best = -1.0
+    for e, r in zip(logged, rows):
+        best = max(best, score_of(tuple(r['arch'])))
+        assert e['search/score'] == pytest.approx(r['score'])
+        assert e['search/flops'] == arch_flops(SPACE, tuple(r['arch']))
+        assert e['search/generation'] == r['generation']
+        assert e['search/best'] == pytest.approx(best)
+        assert 'search/latency_ms' not in e  # not measured

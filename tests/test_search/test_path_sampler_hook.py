@@ -157,3 +157,44 @@ def test_flops_bin_sampler_resume_through_the_hook():
     hook2.after_load_checkpoint(runner2, checkpoint)
     got += run(hook2, runner2, range(10, 24))
     assert got == expected
+
+
+def test_hook_and_search_loop_recalibrate_alike():
+    """The hook's recalibration before validation and the search loop's
+    give the same statistics for the same path and seed."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from torch.utils.data import DataLoader
+
+    from mmdetnas.engine.loops import EvolutionSearchLoop
+    from mmdetnas.models.classifiers import ImageClassifier
+    from tests.test_search.test_bn_recalibration import AugmentedDataset
+
+    class Runner:
+
+        def __init__(self):
+            self.model = ImageClassifier(
+                backbone=dict(type='mmdetnas.DetNASShuffleNetV2',
+                              search_space='300M', out_indices=(3, )),
+                num_classes=2)
+            self.train_dataloader = DataLoader(
+                AugmentedDataset(), batch_size=3, collate_fn=pseudo_collate)
+
+    runner = Runner()
+    arch = official_arch('COCO-FPN-300M')[1]
+    bn = runner.model.backbone.stem.bn
+    hook = _hook(eval_arch=list(arch), calib_iters=2, calib_seed=5)
+    hook.before_run(runner)
+    hook.before_val_epoch(runner)
+    assert runner.model.backbone.arch == arch
+    by_hook = bn.running_mean.clone()
+    stats = []
+    for seed in (5, 6):
+        loop = EvolutionSearchLoop(runner, runner.train_dataloader,
+                                   calib_iters=2, calib_batch_size=3,
+                                   seed=seed)
+        bn.running_mean.fill_(1.0)
+        loop.recalibrate_bn(arch)
+        stats.append(bn.running_mean.clone())
+    assert torch.equal(stats[0], by_hook)
+    assert not torch.equal(stats[1], by_hook)

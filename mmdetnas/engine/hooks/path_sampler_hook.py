@@ -7,7 +7,7 @@ from mmengine.model import is_model_wrapper
 
 from mmdetnas.registry import HOOKS, TASK_UTILS
 from mmdetnas.search.arch import resolve_arch
-from mmdetnas.search.bn_recalibration import arch_seed, recalibrate_bn
+from mmdetnas.search.bn_recalibration import recalibrate_path_bn
 from mmdetnas.search.samplers import sample_synced
 
 
@@ -47,6 +47,14 @@ class PathSamplerHook(Hook):
             path is not meaningful.
         calib_batch_size (int, optional): Images per recalibration batch
             (default: the training batch size).
+        calib_seed (int): Base seed of the recalibration, as the search
+            loop's ``seed``: both call
+            :func:`mmdetnas.search.bn_recalibration.recalibrate_path_bn`, so
+            a path recalibrated here with ``calib_seed=s`` gets the
+            statistics a search with ``seed=s`` gives it. The global random
+            generators are left untouched.
+        calib_scope (str): What the recalibration runs, as the search
+            loop's ``calib_scope`` (``'auto'``, ``'features'``, ``'full'``).
 
     The sampler's :meth:`state_dict` (its RNG state, and the dead bins of a
     :class:`mmdetnas.search.FlopsBinPathSampler`) is saved in checkpoints
@@ -68,8 +76,12 @@ class PathSamplerHook(Hook):
                  sampler: dict = dict(type='mmdetnas.UniformPathSampler'),
                  eval_arch=None,
                  calib_iters: int = 0,
-                 calib_batch_size: Optional[int] = None):
+                 calib_batch_size: Optional[int] = None,
+                 calib_seed: int = 0,
+                 calib_scope: str = 'auto'):
         self.sampler_cfg = sampler
+        self.calib_seed = calib_seed
+        self.calib_scope = calib_scope
         self.eval_arch = eval_arch
         self.calib_iters = calib_iters
         self.calib_batch_size = calib_batch_size
@@ -113,10 +125,9 @@ class PathSamplerHook(Hook):
         if self.calib_iters > 0:
             model = runner.model.module if is_model_wrapper(
                 runner.model) else runner.model
-            loader = runner.train_dataloader
-            secs = recalibrate_bn(
-                model, loader.dataset, loader.collate_fn, self.calib_iters,
-                self.calib_batch_size or loader.batch_size, arch_seed(arch))
+            secs = recalibrate_path_bn(
+                model, runner.train_dataloader, arch, self.calib_iters,
+                self.calib_batch_size, self.calib_seed, self.calib_scope)
             msg += f' (BN recalibrated in {secs:.1f} s)'
         print_log(msg, logger='current')
 

@@ -5,10 +5,22 @@ search config that inherits a supernet config; ``tools/search.py`` loads the
 supernet checkpoint (``load_from``) and calls ``runner.train()``.
 
 Each candidate: constraints (cached FLOPs table) -> activate the path -> BN
-recalibration on training images -> ``runner.val_loop.run()`` (mmdet's
-``val_step`` over ``val_dataloader`` and ``val_evaluator``, i.e. CocoMetric on
-the search split, with every standard hook) -> one line in
-``candidates.jsonl`` and a new ``search_state.pkl``.
+recalibration on training images -> evaluation on the search split (mmdet's
+``val_step`` over the ``val_dataloader``'s dataset and the ``val_evaluator``,
+e.g. CocoMetric) -> one line in ``candidates.jsonl``, a new
+``search_state.pkl`` and the candidate's scalars in ``runner.visualizer``.
+
+Two ways to use several processes (``parallel``):
+
+- ``'candidate'`` (default with more than one process): each rank scores
+  whole candidates of a generation (recalibration and evaluation on the
+  whole search split, on this rank alone, without collectives); the results
+  of a batch of ``world_size`` candidates are gathered and recorded in the
+  candidates' order, so the search is the same for any number of processes.
+- ``'data'`` (default with one process): every candidate is scored by all
+  ranks together through ``runner.val_loop.run()`` (the search split split
+  across ranks, with the val hooks), for a search split too large for one
+  device.
 """
 import json
 import math
@@ -20,7 +32,8 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.dist import is_main_process
+import torch
+from mmengine.dist import get_rank, get_world_size, is_main_process
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner.base_loop import BaseLoop
@@ -30,15 +43,26 @@ from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
 from mmdetnas.registry import LOOPS
 from mmdetnas.search.arch import (Arch, arch_to_indices, resolve_arch,
                                   save_arch_file)
-from mmdetnas.search.bn_recalibration import arch_seed, recalibrate_bn
+from mmdetnas.search.bn_recalibration import SCOPES, recalibrate_path_bn
 from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.evolution import (crossover, mutate, nsga2_rank,
                                        objectives, pareto_front, random_arch,
                                        topk_single)
 from mmdetnas.search.model_cost import measure_latency
-from mmdetnas.utils.dist import broadcast_object
+from mmdetnas.utils.dist import broadcast_object, gather_objects
 
 STATE_VERSION = 1
+
+
+def _to_cpu(obj):
+    """``obj`` with every tensor (in lists, tuples and dicts) on the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to('cpu')
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 @LOOPS.register_module()
@@ -73,18 +97,31 @@ class EvolutionSearchLoop(BaseLoop):
             candidate (reset, then train-mode forwards without gradients).
         calib_iters (int): Recalibration batches (reference: 500).
         calib_batch_size (int): Images per recalibration batch (ref.: 8).
+        calib_scope (str): What the recalibration runs (see
+            :func:`mmdetnas.search.bn_recalibration.bn_forward_parts`):
+            ``'auto'`` the backbone (and neck) alone when they hold every BN
+            layer, else the whole model in ``'loss'`` mode; ``'features'``
+            the backbone (and neck) only, other BN layers keep their
+            statistics; ``'full'`` the whole model.
         init_archs (Sequence): Architectures put into the first generation
             (e.g. a baseline); anything :func:`resolve_arch` accepts.
         seed (int): Seed of every search decision and of recalibration.
         resume (bool): Continue from ``work_dir/search_state.pkl``.
         retrain_config (str, optional): Config printed in the closing
             re-train command.
+        parallel (str, optional): ``'candidate'`` (each rank scores whole
+            candidates, results gathered in candidate order) or ``'data'``
+            (all ranks score each candidate together through
+            ``runner.val_loop``). ``None``: ``'candidate'`` with more than
+            one process, else ``'data'``. Both give the same search.
 
     Raises:
         ValueError: (on construction) ``num_mutation + num_crossover``
             exceeds ``population_size``; ``top_k``, ``population_size`` or
             ``max_generations`` is below 1; ``cost_key`` is neither
-            ``'flops'`` nor ``'latency_ms'``; a malformed ``flops`` /
+            ``'flops'`` nor ``'latency_ms'``; an unknown ``calib_scope``;
+            ``parallel`` is neither
+            ``'candidate'``, ``'data'`` nor ``None``; a malformed ``flops`` /
             ``params`` / ``latency`` range (not ``(min, max)``, or
             ``min > max``); or an invalid architecture in ``init_archs``
             (wrong length, unknown choice, index out of range, another
@@ -121,11 +158,19 @@ class EvolutionSearchLoop(BaseLoop):
                  calibrate_bn: bool = True,
                  calib_iters: int = 500,
                  calib_batch_size: int = 8,
+                 calib_scope: str = 'auto',
                  init_archs: Sequence = (),
                  seed: int = 0,
                  resume: bool = False,
-                 retrain_config: Optional[str] = None):
+                 retrain_config: Optional[str] = None,
+                 parallel: Optional[str] = None):
         super().__init__(runner, dataloader)
+        if parallel not in (None, 'candidate', 'data'):
+            raise ValueError("parallel must be 'candidate', 'data' or None, "
+                             f'got {parallel!r}')
+        if parallel is None:
+            parallel = 'candidate' if get_world_size() > 1 else 'data'
+        self.parallel = parallel
         if num_mutation + num_crossover > population_size:
             raise ValueError(
                 f'num_mutation ({num_mutation}) + num_crossover '
@@ -151,6 +196,10 @@ class EvolutionSearchLoop(BaseLoop):
         self.calibrate_bn = calibrate_bn
         self.calib_iters = calib_iters
         self.calib_batch_size = calib_batch_size
+        if calib_scope not in SCOPES:
+            raise ValueError(f'calib_scope must be one of {SCOPES}, got '
+                             f'{calib_scope!r}')
+        self.calib_scope = calib_scope
         self.seed = seed
         self.resume = resume
         self.retrain_config = retrain_config
@@ -228,10 +277,14 @@ class EvolutionSearchLoop(BaseLoop):
                     break
             done = sum(
                 1 for r in self.records if r['generation'] == self.generation)
-            for arch in self.pending[done:]:
-                record = self.evaluate_candidate(arch)
-                self._add_record(record)
-                self._log_progress(record, start, n_start)
+            if self.parallel == 'data':
+                for arch in self.pending[done:]:
+                    record = self.evaluate_candidate(arch)
+                    self._add_record(record)
+                    self._log_progress(record, start, n_start)
+            else:
+                self._run_candidate_parallel(self.pending[done:], start,
+                                             n_start)
             self._end_generation()
         self._write_outputs()
         self.runner.call_hook('after_train')
@@ -306,21 +359,138 @@ class EvolutionSearchLoop(BaseLoop):
         return measure_latency(self._model(), self.latency_shape)
 
     def recalibrate_bn(self, arch: Arch) -> float:
-        """BN recalibration of ``arch`` with ``calib_iters`` batches of
-        ``calib_batch_size`` training images, identical on every rank
-        (seeded by ``seed`` and the architecture). Returns the seconds
-        spent."""
-        return recalibrate_bn(
-            self._model(), self.dataloader.dataset,
-            self.dataloader.collate_fn, self.calib_iters,
-            self.calib_batch_size, arch_seed(arch, self.seed))
+        """BN recalibration of the active path ``arch`` with ``calib_iters``
+        batches of ``calib_batch_size`` training images, the same on every
+        rank and for every process count (seeded by ``seed`` and the
+        architecture, as :class:`PathSamplerHook` seeds it).
+
+        Args:
+            arch (tuple[str]): the active architecture.
+
+        Returns:
+            float: seconds spent.
+        """
+        return recalibrate_path_bn(
+            self._model(), self.dataloader, arch, self.calib_iters,
+            self.calib_batch_size, self.seed, self.calib_scope)
+
+    def evaluate_locally(self) -> dict:
+        """Score the active path on the whole search split on this rank
+        alone: the ``val_dataloader``'s dataset in order (same batch size
+        and collate function, no distributed sampler), the model's
+        ``val_step`` and the metrics of the ``val_evaluator`` computed
+        without collecting results from other ranks. No hook is called.
+
+        Returns:
+            dict: the evaluator's metrics (prefixed names).
+
+        Raises:
+            ValueError: two metrics of the evaluator give the same name.
+        """
+        val_loop = self.runner.val_loop
+        dl = val_loop.dataloader
+        loader = torch.utils.data.DataLoader(
+            dl.dataset, batch_size=dl.batch_size, shuffle=False,
+            num_workers=dl.num_workers, collate_fn=dl.collate_fn)
+        model = self._model()
+        model.eval()
+        evaluator = val_loop.evaluator
+        with torch.no_grad():
+            for batch in loader:
+                evaluator.process(data_samples=model.val_step(batch),
+                                  data_batch=batch)
+        metrics: dict = {}
+        for metric in evaluator.metrics:
+            results = _to_cpu(metric.results)
+            metric.results.clear()
+            out = metric.compute_metrics(results)
+            if metric.prefix:
+                out = {f'{metric.prefix}/{k}': v for k, v in out.items()}
+            for k in out:
+                if k in metrics:
+                    raise ValueError(
+                        f'two metrics of the evaluator give {k!r}; give '
+                        'them different prefixes')
+            metrics.update(out)
+        return metrics
+
+    def _score(self, arch: Arch) -> dict:
+        """Activate ``arch``, recalibrate BN, evaluate (``runner.val_loop``
+        on all ranks in ``'data'`` mode, :meth:`evaluate_locally` in
+        ``'candidate'`` mode). Returns ``metrics``, ``calib_seconds`` and
+        ``eval_seconds``."""
+        self._activate(arch)
+        calib_s = self.recalibrate_bn(arch) if self.calibrate_bn else 0.0
+        t0 = time.time()
+        if self.parallel == 'data':
+            metrics = self.runner.val_loop.run()
+        else:
+            metrics = self.evaluate_locally()
+        eval_s = time.time() - t0
+        if self.score_key not in metrics:
+            raise RuntimeError(
+                f'score_key {self.score_key!r} is not among the evaluator '
+                f'metrics {sorted(metrics)}')
+        metrics = {
+            k: float(v) if isinstance(v, (int, float, np.floating)) else v
+            for k, v in metrics.items()
+        }
+        return dict(metrics=metrics, calib_seconds=round(calib_s, 3),
+                    eval_seconds=round(eval_s, 3))
+
+    def _make_record(self, arch: Arch, info: dict, scored: dict) -> dict:
+        metrics = scored['metrics']
+        return dict(
+            index=len(self.records), generation=self.generation,
+            arch=list(arch), arch_indices=arch_to_indices(arch, self.space),
+            flops=int(info['flops']), params=int(info['params']),
+            latency_ms=info.get('latency_ms'),
+            score=float(metrics[self.score_key]), metrics=metrics,
+            calib_seconds=scored['calib_seconds'],
+            eval_seconds=scored['eval_seconds'])
+
+    def _run_candidate_parallel(self, archs: List[Arch], start: float,
+                                n_start: int) -> None:
+        """Score ``archs`` ``world_size`` at a time, candidate ``j`` of a
+        batch on rank ``j``; gather, then record the batch in order (the
+        state is saved after each record: a kill loses at most the batch
+        in flight)."""
+        world, rank = get_world_size(), get_rank()
+        for b in range(0, len(archs), world):
+            batch = archs[b:b + world]
+            # constraint infos from rank 0 (its latency cache), before any
+            # path is activated for scoring
+            infos = broadcast_object(
+                [self.constraints.check(a, self.want_latency)[1]
+                 for a in batch] if is_main_process() else None)
+            mine = None
+            if rank < len(batch):
+                try:
+                    mine = self._score(batch[rank])
+                except Exception as e:  # noqa: BLE001  re-raised below
+                    mine = dict(error=f'{type(e).__name__}: {e}',
+                                exc=e if world == 1 else None)
+            results = gather_objects(mine)
+            for j, res in enumerate(results[:len(batch)]):
+                if 'error' in res:
+                    if res.get('exc') is not None:
+                        raise res['exc']
+                    raise RuntimeError(
+                        f'rank {j} failed on candidate {list(batch[j])}: '
+                        f"{res['error']}")
+            for arch, info, res in zip(batch, infos, results):
+                record = self._make_record(arch, info, res)
+                self._add_record(record)
+                self._log_progress(record, start, n_start)
 
     def evaluate_candidate(self, arch: Arch) -> dict:
         """Score one candidate on the search split; call it on all ranks.
 
-        Checks the constraints (rank 0, broadcast), activates ``arch`` in
-        the supernet, recalibrates BN when ``calibrate_bn`` is set, then runs
-        the runner's ``val_loop`` (mmdet's evaluator, e.g. CocoMetric).
+        Checks the constraints (rank 0, broadcast; in ``'candidate'`` mode
+        on this rank, and the call is this rank's alone), activates ``arch``
+        in the supernet, recalibrates BN when ``calibrate_bn`` is set, then
+        runs the runner's ``val_loop`` (``'data'`` mode) or
+        :meth:`evaluate_locally` (``'candidate'`` mode).
 
         Args:
             arch (tuple[str]): a validated architecture of the search space.
@@ -335,29 +505,13 @@ class EvolutionSearchLoop(BaseLoop):
         Raises:
             RuntimeError: ``score_key`` is not among the evaluator's metrics.
         """
-        info = broadcast_object(
-            self.constraints.check(arch, self.want_latency)[1]
-            if is_main_process() else None)
-        self._activate(arch)
-        calib_s = self.recalibrate_bn(arch) if self.calibrate_bn else 0.0
-        t0 = time.time()
-        metrics = self.runner.val_loop.run()
-        eval_s = time.time() - t0
-        if self.score_key not in metrics:
-            raise RuntimeError(
-                f'score_key {self.score_key!r} is not among the evaluator '
-                f'metrics {sorted(metrics)}')
-        metrics = {
-            k: float(v) if isinstance(v, (int, float, np.floating)) else v
-            for k, v in metrics.items()
-        }
-        return dict(
-            index=len(self.records), generation=self.generation,
-            arch=list(arch), arch_indices=arch_to_indices(arch, self.space),
-            flops=int(info['flops']), params=int(info['params']),
-            latency_ms=info.get('latency_ms'),
-            score=float(metrics[self.score_key]), metrics=metrics,
-            calib_seconds=round(calib_s, 3), eval_seconds=round(eval_s, 3))
+        if self.parallel == 'data':
+            info = broadcast_object(
+                self.constraints.check(arch, self.want_latency)[1]
+                if is_main_process() else None)
+        else:
+            info = self.constraints.check(arch, self.want_latency)[1]
+        return self._make_record(arch, info, self._score(arch))
 
     def _add_record(self, record: dict) -> None:
         self.records.append(record)
@@ -368,6 +522,26 @@ class EvolutionSearchLoop(BaseLoop):
                 f.write(json.dumps(record) + '\n')
                 f.flush()
                 os.fsync(f.fileno())
+            self._push_scalars(record)
+
+    def _push_scalars(self, record: dict) -> None:
+        """The candidate's score, FLOPs (MACs), params, latency (if
+        measured), generation and the best score so far to every visual
+        backend of ``runner.visualizer``, at the candidate's index as step
+        (rank 0)."""
+        visualizer = getattr(self.runner, 'visualizer', None)
+        if visualizer is None:
+            return
+        scalars = {
+            'search/score': record['score'],
+            'search/flops': record['flops'],
+            'search/params': record['params'],
+            'search/generation': record['generation'],
+            'search/best': max(r['score'] for r in self.records),
+        }
+        if record['latency_ms'] is not None:
+            scalars['search/latency_ms'] = record['latency_ms']
+        visualizer.add_scalars(scalars, step=record['index'])
 
     def _eta(self, seconds_per_candidate: float) -> str:
         """``HH:MM:SS`` left: candidates still to evaluate in this
