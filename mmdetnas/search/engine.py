@@ -99,14 +99,21 @@ class SearchEngine:
         self.multi_objective = multi_objective
         self.seed = seed
         self.identity = dict(identity or {}, seed=seed, score_key=score_key)
-        self.state_path = osp.join(work_dir, state_name)
-        self.jsonl_path = osp.join(work_dir, 'candidates.jsonl')
+        self.state_name = state_name
         self.rng = random.Random(seed)
         self.generation = 0
         self.pending: Optional[List[Genome]] = None
         self.records: List[dict] = []
         self.visited: Dict[Hashable, dict] = {}
         self.history: List[dict] = []
+
+    @property
+    def state_path(self) -> str:
+        return osp.join(self.work_dir, self.state_name)
+
+    @property
+    def jsonl_path(self) -> str:
+        return osp.join(self.work_dir, 'candidates.jsonl')
 
     # ------------------------------------------------------------- proposal
     def propose(self, random_fn: Callable[[random.Random], Genome],
@@ -265,7 +272,10 @@ class SearchEngine:
             raise RuntimeError(
                 f'cannot read search state {self.state_path!r}: '
                 f'{type(e).__name__}: {e}') from e
-        saved = state.get('identity', {})
+        # states written before the identity was grouped hold the same
+        # settings at the top level
+        saved = state.get('identity') or {k: state.get(k)
+                                          for k in self.identity}
         for k, v in self.identity.items():
             if saved.get(k) != v:
                 raise RuntimeError(

@@ -37,11 +37,15 @@ def test_every_config_builds(path):
     from mmdet.registry import MODELS
     cfg = Config.fromfile(path)
     model = MODELS.build(cfg.model)
+    algorithm, stage = osp.basename(path).split('_')[:2]
+    assert algorithm in ('detnas', 'smnas'), path
+    if algorithm == 'smnas':
+        check_smnas_config(cfg, model, stage)
+        return
     backbones = [
         m for m in model.modules() if isinstance(m, DetNASShuffleNetV2)
     ]
     assert len(backbones) == 1
-    stage = osp.basename(path).split('_')[1]
     # supernet and search configs search; subnet configs are fixed
     assert backbones[0].is_supernet == (stage in ('supernet', 'search'))
     if stage == 'search':
@@ -62,6 +66,98 @@ def test_every_config_builds(path):
     if neck is not None:
         assert list(neck.in_channels) == list(
             backbones[0].search_space.stage_channels)
+
+
+def gn_ws_everywhere(model):
+    """The from-scratch recipe's model checks: no BatchNorm anywhere, every
+    norm a GroupNorm, every conv of backbone and neck and every conv
+    followed by a norm in the heads a ConvWS (mmdet's RPNHead has no norm
+    option, so its convs may stay plain), all parameters trainable."""
+    from mmcv.cnn import ConvModule
+    from mmcv.cnn.bricks.conv_ws import ConvWS2d
+    norms = [m for m in model.modules()
+             if isinstance(m, (torch.nn.GroupNorm,
+                               torch.nn.modules.batchnorm._NormBase))]
+    assert norms and all(isinstance(m, torch.nn.GroupNorm) for m in norms)
+    for part in (model.backbone, model.neck):
+        convs = [m for m in part.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(isinstance(m, ConvWS2d) for m in convs)
+    heads = [m for n, m in model.named_children()
+             if n not in ('backbone', 'neck', 'data_preprocessor')]
+    normed = [m for h in heads for m in h.modules()
+              if isinstance(m, ConvModule) and m.with_norm]
+    assert normed and all(isinstance(m.conv, ConvWS2d) for m in normed)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def no_decay_on_norms(model, cfg):
+    """The optimizer built from the config gives norm weights and biases
+    no weight decay and conv weights the configured decay."""
+    from mmengine.optim import build_optim_wrapper
+    wd = cfg.optim_wrapper.optimizer.weight_decay
+    assert wd > 0
+    groups = build_optim_wrapper(model, cfg.optim_wrapper).param_groups
+    decay = {id(p): g['weight_decay'] for g in groups for p in g['params']}
+    for m in model.modules():
+        if isinstance(m, torch.nn.GroupNorm):
+            assert decay[id(m.weight)] == 0 and decay[id(m.bias)] == 0
+        elif isinstance(m, torch.nn.Conv2d):
+            assert decay[id(m.weight)] == wd
+
+
+def check_smnas_config(cfg, model, stage):
+    """SM-NAS configs train from scratch (SM-NAS Sec. 3): the structural
+    search's base detector and the scratch recipe's detectors alike."""
+    from mmdetnas.models.backbones import SMNASResNet
+    assert stage in ('structural', 'scratch')
+    if stage == 'scratch':
+        assert isinstance(model.backbone, SMNASResNet)
+        assert list(cfg.model.neck.in_channels) == list(
+            model.backbone.out_channels)
+    # no pre-trained weights anywhere, no frozen stages
+    assert cfg.model.backbone.init_cfg is None
+    assert 'Pretrained' not in cfg.pretty_text
+    assert cfg.get('load_from') is None
+    assert cfg.model.backbone.frozen_stages == -1
+    gn_ws_everywhere(model)
+    no_decay_on_norms(model, cfg)
+
+
+RECIPE = osp.join(ROOT, 'configs/_base_/recipes/scratch_gn-ws.py')
+RECIPE_USES = [
+    ('retinanet/retinanet_r50_fpn_1x_coco.py',
+     'bbox_head={{_base_.scratch_dense_head}}'),
+    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+     'bbox_head={{_base_.scratch_dense_head}}'),
+    ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+     'roi_head=dict(bbox_head={{_base_.scratch_roi_bbox_head}})'),
+    ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+     'roi_head=dict(bbox_head={{_base_.scratch_roi_bbox_head}}, '
+     'mask_head={{_base_.scratch_mask_head}})'),
+]
+
+
+@pytest.mark.parametrize('name,heads', RECIPE_USES,
+                         ids=[r[0] for r in RECIPE_USES])
+def test_scratch_recipe_applies_to_stock_mmdet_detectors(name, heads,
+                                                         tmp_path):
+    """The _base_ fragment on its own turns mmdet's own configs into
+    from-scratch GN + WS ones, as its header shows."""
+    from mmdet.registry import MODELS
+    path = tmp_path / 'scratch.py'
+    path.write_text(
+        f"_base_ = ['mmdet::{name}', {RECIPE!r}]\n"
+        'model = dict(backbone={{_base_.scratch_backbone}}, '
+        f'neck={{{{_base_.scratch_neck}}}}, {heads})\n'
+        'optim_wrapper = {{_base_.scratch_optim_wrapper}}\n')
+    cfg = Config.fromfile(str(path))
+    assert cfg.model.backbone.init_cfg is None
+    assert cfg.model.backbone.frozen_stages == -1
+    assert cfg.model.backbone.norm_eval is False
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    gn_ws_everywhere(model)
+    no_decay_on_norms(model, cfg)
 
 
 def test_sync_bn_becomes_bn_only_where_it_cannot_work(tmp_path):

@@ -22,11 +22,7 @@ Two ways to use several processes (``parallel``):
   across ranks, with the val hooks), for a search split too large for one
   device.
 """
-import json
-import math
-import os
 import os.path as osp
-import pickle
 import random
 import time
 from typing import Dict, List, Optional, Sequence
@@ -45,13 +41,11 @@ from mmdetnas.search.arch import (Arch, arch_to_indices, resolve_arch,
                                   save_arch_file)
 from mmdetnas.search.bn_recalibration import SCOPES, recalibrate_path_bn
 from mmdetnas.search.constraints import ArchConstraints
-from mmdetnas.search.evolution import (crossover, mutate, nsga2_rank,
-                                       objectives, pareto_front, random_arch,
+from mmdetnas.search.engine import SearchEngine
+from mmdetnas.search.evolution import (crossover, mutate, random_arch,
                                        topk_single)
 from mmdetnas.search.model_cost import measure_latency
 from mmdetnas.utils.dist import broadcast_object, gather_objects
-
-STATE_VERSION = 1
 
 
 def _to_cpu(obj):
@@ -171,14 +165,6 @@ class EvolutionSearchLoop(BaseLoop):
         if parallel is None:
             parallel = 'candidate' if get_world_size() > 1 else 'data'
         self.parallel = parallel
-        if num_mutation + num_crossover > population_size:
-            raise ValueError(
-                f'num_mutation ({num_mutation}) + num_crossover '
-                f'({num_crossover}) exceeds population_size '
-                f'({population_size})')
-        if top_k < 1 or population_size < 1 or max_generations < 1:
-            raise ValueError('top_k, population_size and max_generations '
-                             'must be >= 1')
         if cost_key not in ('flops', 'latency_ms'):
             raise ValueError(f"cost_key must be 'flops' or 'latency_ms', got "
                              f'{cost_key!r}')
@@ -217,13 +203,50 @@ class EvolutionSearchLoop(BaseLoop):
         self.want_latency = (latency is not None
                              or cost_key == 'latency_ms')
 
-        # search state (everything needed to resume)
-        self.rng = random.Random(seed)
-        self.generation = 0
-        self.pending: Optional[List[Arch]] = None
-        self.records: List[dict] = []
-        self.visited: Dict[Arch, dict] = {}
-        self.history: List[dict] = []
+        # population, selection, state and plots: the engine every search
+        # of the toolkit shares (raises the population-size ValueErrors)
+        self.engine = SearchEngine(
+            getattr(runner, 'work_dir', None) or '.', key=tuple,
+            genome_of=lambda r: tuple(r['arch']), score_key=score_key,
+            cost_key=cost_key, population_size=population_size,
+            max_generations=max_generations, top_k=top_k,
+            num_mutation=num_mutation, num_crossover=num_crossover,
+            max_tries_factor=max_tries_factor,
+            multi_objective=multi_objective, seed=seed,
+            identity=dict(space=self.space.to_dict()))
+
+    # ----------------------------------------------- the engine's search state
+    @property
+    def rng(self) -> random.Random:
+        return self.engine.rng
+
+    @property
+    def generation(self) -> int:
+        return self.engine.generation
+
+    @generation.setter
+    def generation(self, value: int) -> None:
+        self.engine.generation = value
+
+    @property
+    def pending(self) -> Optional[List[Arch]]:
+        return self.engine.pending
+
+    @pending.setter
+    def pending(self, value) -> None:
+        self.engine.pending = value
+
+    @property
+    def records(self) -> List[dict]:
+        return self.engine.records
+
+    @property
+    def visited(self) -> Dict[Arch, dict]:
+        return self.engine.visited
+
+    @property
+    def history(self) -> List[dict]:
+        return self.engine.history
 
     # ------------------------------------------------------------ properties
     @property
@@ -248,7 +271,7 @@ class EvolutionSearchLoop(BaseLoop):
 
     @property
     def state_path(self) -> str:
-        return osp.join(self.work_dir, 'search_state.pkl')
+        return self.engine.state_path
 
     # ------------------------------------------------------------------ run
     def run(self):
@@ -259,6 +282,7 @@ class EvolutionSearchLoop(BaseLoop):
                     'remove PathSamplerHook from custom_hooks of a search '
                     'config (custom_hooks = []): it would overwrite the '
                     'candidate path before evaluation')
+        self.engine.work_dir = self.work_dir
         self.runner.call_hook('before_train')
         if self.resume:
             self._load_state()
@@ -293,38 +317,12 @@ class EvolutionSearchLoop(BaseLoop):
     # ------------------------------------------------------------- proposal
     def _propose(self) -> List[Arch]:
         """Candidates of the current generation (rank 0 only)."""
-        cands: List[Arch] = []
-        infos = {}
-
-        def add(arch: Arch) -> bool:
-            if arch in self.visited or arch in infos:
-                return False
-            ok, info = self.constraints.check(arch, self.want_latency)
-            if ok:
-                cands.append(arch)
-                infos[arch] = info
-            return ok
-
-        def fill(n: int, make) -> None:
-            got, tries = 0, 0
-            while got < n and tries < self.max_tries_factor * n:
-                tries += 1
-                got += add(make())
-
-        parents = [tuple(r['arch']) for r in self._select(self.top_k)]
-        if self.generation == 0 or not parents:
-            for arch in self.init_archs:
-                add(arch)
-        else:
-            fill(self.num_mutation, lambda: mutate(
-                self.rng.choice(parents), self.space, self.mutate_prob,
-                self.rng))
-            if len(parents) >= 2:
-                fill(self.num_crossover,
-                     lambda: crossover(*self.rng.sample(parents, 2),
-                                       self.rng))
-        fill(self.population_size - len(cands),
-             lambda: random_arch(self.space, self.rng))
+        space, prob = self.space, self.mutate_prob
+        cands = self.engine.propose(
+            lambda rng: random_arch(space, rng),
+            lambda arch, rng: mutate(arch, space, prob, rng), crossover,
+            lambda arch: self.constraints.check(arch, self.want_latency)[0],
+            self.init_archs)
         if not cands and not self.records:
             raise RuntimeError(
                 f'no candidate satisfies the constraints after '
@@ -337,12 +335,7 @@ class EvolutionSearchLoop(BaseLoop):
 
     def _select(self, k: int) -> List[dict]:
         """The ``k`` best records so far (score, or NSGA-II rank)."""
-        if not self.records:
-            return []
-        if not self.multi_objective:
-            return topk_single(self.records, k)
-        pts = [objectives(r, self.cost_key) for r in self.records]
-        return [self.records[i] for i in nsga2_rank(pts)[:k]]
+        return self.engine.select(k)
 
     # ----------------------------------------------------------- evaluation
     def _model(self):
@@ -514,14 +507,8 @@ class EvolutionSearchLoop(BaseLoop):
         return self._make_record(arch, info, self._score(arch))
 
     def _add_record(self, record: dict) -> None:
-        self.records.append(record)
-        self.visited[tuple(record['arch'])] = record
-        self._save_state()
+        self.engine.add_record(record, is_main_process())
         if is_main_process():
-            with open(osp.join(self.work_dir, 'candidates.jsonl'), 'a') as f:
-                f.write(json.dumps(record) + '\n')
-                f.flush()
-                os.fsync(f.fileno())
             self._push_scalars(record)
 
     def _push_scalars(self, record: dict) -> None:
@@ -546,12 +533,7 @@ class EvolutionSearchLoop(BaseLoop):
     def _eta(self, seconds_per_candidate: float) -> str:
         """``HH:MM:SS`` left: candidates still to evaluate in this
         generation and in the generations after it, at the given pace."""
-        left = (self.max_generations - self.generation - 1) * \
-            self.population_size + len(self.pending) - sum(
-                1 for r in self.records
-                if r['generation'] == self.generation)
-        return time.strftime('%H:%M:%S',
-                             time.gmtime(seconds_per_candidate * max(left, 0)))
+        return self.engine.eta(seconds_per_candidate)
 
     def _log_progress(self, record: dict, start: float, n_start: int):
         done_now = len(self.records) - n_start
@@ -567,133 +549,50 @@ class EvolutionSearchLoop(BaseLoop):
             f"{record['eval_seconds']:.1f}s, eta {eta}", logger='current')
 
     def _end_generation(self) -> None:
-        top = self._select(self.top_k)
-        scores = [r['score'] for r in top]
-        entry = dict(
-            generation=self.generation,
-            evaluated=len(self.records),
-            best=max((r['score'] for r in self.records), default=math.nan),
-            mean_topk=float(np.mean(scores)) if scores else math.nan)
-        self.history.append(entry)
         secs = sum(r['calib_seconds'] + r['eval_seconds']
                    for r in self.records) / max(len(self.records), 1)
+        eta = self._eta(secs)
+        entry = self.engine.end_generation()
         print_log(
-            f"[search] generation {self.generation + 1}/"
+            f"[search] generation {entry['generation'] + 1}/"
             f"{self.max_generations} done: best {entry['best']:.6f}, mean "
             f"top-{self.top_k} {entry['mean_topk']:.6f}, "
-            f"{entry['evaluated']} evaluated, eta {self._eta(secs)}",
+            f"{entry['evaluated']} evaluated, eta {eta}",
             logger='current')
-        self.generation += 1
-        self.pending = None
         self._save_state()
         if is_main_process():
             self._plot()
 
     # ---------------------------------------------------------------- state
-    def _state(self) -> dict:
-        return dict(
-            version=STATE_VERSION, space=self.space.to_dict(),
-            score_key=self.score_key, seed=self.seed,
-            generation=self.generation, pending=self.pending,
-            rng=self.rng.getstate(), records=self.records,
-            history=self.history)
-
     def _save_state(self) -> None:
-        if not is_main_process():
-            return
-        tmp = self.state_path + '.tmp'
-        with open(tmp, 'wb') as f:
-            pickle.dump(self._state(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_path)
+        if is_main_process():
+            self.engine.save()
 
     def _load_state(self) -> None:
         state = None
         if is_main_process():
-            if osp.isfile(self.state_path):
-                try:
-                    with open(self.state_path, 'rb') as f:
-                        state = pickle.load(f)
-                except Exception as e:  # noqa: BLE001
-                    raise RuntimeError(
-                        f'cannot read search state {self.state_path!r}: '
-                        f'{type(e).__name__}: {e}') from e
-                for k, v in (('space', self.space.to_dict()),
-                             ('score_key', self.score_key),
-                             ('seed', self.seed)):
-                    if state.get(k) != v:
-                        raise RuntimeError(
-                            f'search state {self.state_path!r} was written '
-                            f'with {k}={state.get(k)!r}, this run has '
-                            f'{v!r}; use another --work-dir')
-            else:
+            state = self.engine.read_state()
+            if state is None:
                 print_log(
                     f'--resume: no search state at {self.state_path}, '
                     'starting a new search', logger='current')
         state = broadcast_object(state)
         if state is None:
             return
-        self.generation = state['generation']
-        self.pending = state['pending']
-        self.rng.setstate(state['rng'])
-        self.records = state['records']
-        self.history = state['history']
-        self.visited = {tuple(r['arch']): r for r in self.records}
-        if is_main_process():  # the jsonl is rebuilt from the state
-            with open(osp.join(self.work_dir, 'candidates.jsonl'), 'w') as f:
-                for r in self.records:
-                    f.write(json.dumps(r) + '\n')
+        self.engine.load(state, is_main_process())
         print_log(
             f'resumed search at generation {self.generation + 1} with '
             f'{len(self.records)} evaluated candidates', logger='current')
 
     # -------------------------------------------------------------- outputs
     def _front(self) -> List[dict]:
-        pts = [objectives(r, self.cost_key) for r in self.records]
-        return sorted((self.records[i] for i in pareto_front(pts)),
-                      key=lambda r: r[self.cost_key])
+        return self.engine.front()
 
     def _plot(self) -> None:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-        if self.history:
-            fig, ax = plt.subplots(figsize=(6, 4))
-            gens = [h['generation'] + 1 for h in self.history]
-            ax.plot(gens, [h['best'] for h in self.history], 'o-',
-                    label='best')
-            ax.plot(gens, [h['mean_topk'] for h in self.history], 's--',
-                    label=f'mean top-{self.top_k}')
-            ax.set_xlabel('generation')
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_ylabel(self.score_key)
-            ax.set_title('evolutionary search')
-            ax.grid(alpha=0.3)
-            ax.legend()
-            fig.tight_layout()
-            fig.savefig(osp.join(self.work_dir, 'search_curve.png'), dpi=120)
-            plt.close(fig)
-        if self.records:
-            unit = 1e6 if self.cost_key == 'flops' else 1.0
-            label = ('backbone FLOPs (M MACs, 224x224)' if self.cost_key
-                     == 'flops' else 'latency (ms)')
-            fig, ax = plt.subplots(figsize=(6, 4))
-            ax.scatter([r[self.cost_key] / unit for r in self.records],
-                       [r['score'] for r in self.records], s=12, c='grey',
-                       alpha=0.6, label='candidates')
-            front = self._front()
-            ax.plot([r[self.cost_key] / unit for r in front],
-                    [r['score'] for r in front], 'o-', c='tab:red',
-                    label='Pareto front')
-            ax.set_xlabel(label)
-            ax.set_ylabel(self.score_key)
-            ax.grid(alpha=0.3)
-            ax.legend()
-            fig.tight_layout()
-            fig.savefig(osp.join(self.work_dir, 'pareto.png'), dpi=120)
-            plt.close(fig)
+        flops = self.cost_key == 'flops'
+        self.engine.plot(
+            'backbone FLOPs (M MACs, 224x224)' if flops else 'latency (ms)',
+            1e6 if flops else 1.0)
 
     def _summary(self, r: dict) -> dict:
         keys = ('index', 'generation', 'score', 'flops', 'params',
