@@ -1,0 +1,73 @@
+"""The SM-NAS structural search end to end on tiny data: real training of
+every candidate through the Runner, CocoMetric, latency; every output; a
+front config trains and tests with the plain tools; resume after the end
+does not train again."""
+import json
+import os.path as osp
+
+import pytest
+import yaml
+
+from tests.e2e_utils import coco_options, make_tiny_coco, run_tool
+
+pytestmark = pytest.mark.slow
+
+CONFIG = ('configs/smnas/'
+          'smnas_structural_faster-rcnn_mixed_fpn_quick_neon-trees.py')
+
+
+def test_structural_search_writes_every_output(tmp_path):
+    coco = make_tiny_coco(str(tmp_path / 'coco'))
+    wd = tmp_path / 'search'
+    opts = coco_options(coco) + [
+        'train_cfg.max_iters=3', 'param_scheduler.0.end=1',
+        'param_scheduler.1.end=3', 'param_scheduler.1.milestones=[2]',
+        'structural_search.population_size=2',
+        'structural_search.max_generations=2',
+        'structural_search.top_k=2', 'structural_search.num_mutation=1',
+        'structural_search.num_crossover=1',
+        'structural_search.latency_repeats=1',
+        'structural_search.latency_warmup=0'
+    ]
+    run_tool(['tools/search_structure.py', CONFIG, '--work-dir', str(wd),
+              '--cfg-options', *opts], timeout=1500)
+    with open(wd / 'candidates.jsonl') as f:
+        cands = [json.loads(x) for x in f]
+    assert len(cands) == 4
+    assert [c['index'] for c in cands] == [0, 1, 2, 3]
+    # the seeded first generation: a two-stage and a one-stage detector
+    families = {c['choices']['head'] for c in cands}
+    assert {'two_stage', 'retinanet'} <= families
+    for c in cands:
+        assert 0.0 <= c['score'] <= 1.0 and c['latency_ms'] > 0
+        assert c['flops'] > 0 and c['params'] > 0
+        assert osp.isfile(c['config'])
+        # each candidate really trained: its checkpoint of the last iter
+        assert osp.isfile(osp.join(osp.dirname(c['config']), 'iter_3.pth'))
+    for name in ('search_state.pkl', 'pareto.yaml', 'pareto.png',
+                 'search_curve.png', 'search.log'):
+        assert osp.getsize(wd / name) > 0
+    with open(wd / 'pareto.yaml') as f:
+        front = yaml.safe_load(f)['front']
+    assert front
+    # the front is non-dominated among the candidates (score up, latency
+    # down), checked by hand
+    for e in front:
+        assert not any(
+            c['score'] >= e['score'] and c['latency_ms'] <= e['latency_ms']
+            and (c['score'] > e['score'] or c['latency_ms'] < e['latency_ms'])
+            for c in cands)
+    # a front config trains and tests with the plain tools
+    cfg = front[0]['config']
+    assert osp.isfile(cfg) and osp.dirname(cfg) == str(wd / 'front')
+    run_tool(['tools/train.py', cfg, '--work-dir', str(tmp_path / 'retrain'),
+              '--cfg-options', 'train_cfg.max_iters=2'], timeout=600)
+    out = run_tool(['tools/test.py', cfg,
+                    str(tmp_path / 'retrain' / 'iter_2.pth'), '--work-dir',
+                    str(tmp_path / 'test')], timeout=600)
+    assert 'coco/bbox_mAP' in out.stdout + out.stderr
+    # resuming a finished search trains nothing more
+    run_tool(['tools/search_structure.py', CONFIG, '--work-dir', str(wd),
+              '--resume', '--cfg-options', *opts], timeout=600)
+    with open(wd / 'candidates.jsonl') as f:
+        assert [json.loads(x) for x in f] == cands
