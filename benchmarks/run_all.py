@@ -3,6 +3,7 @@
     python benchmarks/run_all.py          # full: writes benchmarks/RESULTS.md
     python benchmarks/run_all.py --smoke    # quick check; RESULTS.md untouched
     python benchmarks/run_all.py --only constraint_cost candidate_eval
+    python benchmarks/run_all.py --reuse ranking=work_dirs/bench_ranking/r.json
 
 Each benchmark runs as its own process (``--json`` to a temporary folder),
 in this order (benchmark 3 reads benchmark 2's candidate evaluation time).
@@ -49,7 +50,37 @@ def parse_args(argv=None):
                    choices=['auto', 'cpu', 'cuda'])
     p.add_argument('--threads', type=int, default=1,
                    help='torch threads per benchmark process (default 1)')
-    return p.parse_args(argv)
+    p.add_argument('--reuse', nargs='+', default=[], metavar='NAME=JSON',
+                   help='take these benchmarks from the --json file of a '
+                   'finished run instead of running them (e.g. ranking='
+                   'work_dirs/bench_ranking/result.json: an hour of '
+                   'training); the report says so')
+    args = p.parse_args(argv)
+    names = [n for n, _ in BENCHMARKS]
+    reuse = {}
+    for item in args.reuse:
+        name, sep, path = item.partition('=')
+        if not sep or name not in names:
+            p.error(f'--reuse {item!r}: expected NAME=JSON with NAME one of '
+                    f'{names}')
+        if not osp.isfile(path):
+            p.error(f'--reuse {item!r}: no such file {path!r}')
+        reuse[name] = path
+    args.reuse = reuse
+    return args
+
+
+def reuse_one(name, script, path) -> dict:
+    """A benchmark result read from an earlier run's ``--json`` file."""
+    with open(path) as f:
+        result = json.load(f)
+    result['markdown'] = result['markdown'].rstrip() + (
+        f'\n- Note: taken from an earlier run of `{script}` ({path}), not '
+        'run by this `run_all.py` invocation; its environment line is that '
+        "run's.")
+    return dict(name=name, script=script, rc=0,
+                seconds=result.get('seconds') or 0.0, log_tail='',
+                result=result)
 
 
 def run_one(name, script, args, tmp) -> dict:
@@ -147,6 +178,9 @@ def main(argv=None):
     try:
         for name, script in BENCHMARKS:
             if args.only and name not in args.only:
+                continue
+            if name in args.reuse:
+                results.append(reuse_one(name, script, args.reuse[name]))
                 continue
             results.append(run_one(name, script, args, tmp))
     finally:

@@ -94,3 +94,30 @@ def test_run_all_smoke(tmp_path):
     # smoke mode leaves RESULTS.md alone
     after = open(results).read() if osp.isfile(results) else None
     assert before == after
+
+
+def test_run_all_reuses_a_finished_result(tmp_path):
+    """--reuse NAME=JSON puts an earlier run's result into the report
+    without running the script, and says so; a bad NAME is refused."""
+    import json
+    fake = dict(title='Ranking, reused', verdicts=[], seconds=3600.0,
+                headlines=[dict(label='supernet Kendall tau', ratio=0.25)],
+                markdown='## Ranking, reused\n\n| a |\n|---|\n| 1 |')
+    path = tmp_path / 'ranking.json'
+    path.write_text(json.dumps(fake))
+    out = tmp_path / 'report.md'
+    proc = subprocess.run(
+        [sys.executable, osp.join(BENCH, 'run_all.py'), '--only', 'ranking',
+         '--reuse', f'ranking={path}', '--out', str(out)], cwd=ROOT,
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = out.read_text()
+    assert '## Ranking, reused' in report
+    assert f'taken from an earlier run of `bench_ranking.py` ({path})' \
+        in report
+    assert 'supernet Kendall tau: 0.25' in report
+    bad = subprocess.run(
+        [sys.executable, osp.join(BENCH, 'run_all.py'), '--reuse',
+         f'nosuch={path}'], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert bad.returncode == 2 and 'nosuch' in bad.stderr
