@@ -8,7 +8,7 @@ import os.path as osp
 import pytest
 import yaml
 
-from tests.e2e_utils import coco_options, make_tiny_coco, run_tool
+from tests.e2e_utils import ROOT, coco_options, make_tiny_coco, run_tool
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +71,35 @@ def test_structural_search_writes_every_output(tmp_path):
               '--resume', '--cfg-options', *opts], timeout=600)
     with open(wd / 'candidates.jsonl') as f:
         assert [json.loads(x) for x in f] == cands
+
+
+def test_structural_search_two_processes(tmp_path):
+    """torchrun with 2 gloo processes: each candidate trains with DDP on
+    both, rank 0 proposes, times and writes; both ranks finish."""
+    import os
+    import subprocess
+    coco = make_tiny_coco(str(tmp_path / 'coco'))
+    wd = tmp_path / 'search'
+    env = dict(os.environ, PYTHON=sys_python(), OMP_NUM_THREADS='1',
+               PORT='29541', PYTHONWARNINGS='ignore')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_search_structure.sh', CONFIG, '2',
+         '--work-dir', str(wd), '--cfg-options', *coco_options(coco),
+         'train_cfg.max_iters=2', 'structural_search.population_size=2',
+         'structural_search.num_mutation=1',
+         'structural_search.num_crossover=1',
+         'structural_search.max_generations=1',
+         'structural_search.latency_repeats=1'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(wd / 'candidates.jsonl') as f:
+        cands = [json.loads(x) for x in f]
+    assert [c['index'] for c in cands] == [0, 1]
+    heads = {c['choices']['head'] for c in cands}
+    assert heads == {'two_stage', 'retinanet'}
+    assert osp.getsize(wd / 'pareto.yaml') > 0
+
+
+def sys_python():
+    import sys
+    return sys.executable
