@@ -105,11 +105,33 @@ def no_decay_on_norms(model, cfg):
             assert decay[id(m.weight)] == wd
 
 
+def check_structural_space(cfg, n=4):
+    """A few structures of the config's space build, and the neck's
+    ``in_channels`` equal the backbone's real output channels."""
+    import random
+
+    from mmdet.registry import MODELS
+    from mmdetnas.search.structural import StructuralSearchSpace
+    space = StructuralSearchSpace.from_cfg(cfg.structural_space)
+    rng = random.Random(0)
+    for _ in range(n):
+        c = space.build_config(cfg, space.random(rng))
+        c.model.backbone.init_cfg = None
+        model = MODELS.build(c.model).eval()
+        with torch.no_grad():
+            feats = model.backbone(torch.zeros(1, 3, 64, 64))
+        assert [f.shape[1] for f in feats] == list(c.model.neck.in_channels)
+
+
 def check_smnas_config(cfg, model, stage):
     """SM-NAS configs train from scratch (SM-NAS Sec. 3): the structural
     search's base detector and the scratch recipe's detectors alike."""
     from mmdetnas.models.backbones import SMNASResNet
     assert stage in ('structural', 'scratch')
+    if stage == 'structural':
+        check_structural_space(cfg)
+        if 'coco' in cfg.filename:  # the original space: ImageNet weights
+            return
     if stage == 'scratch':
         assert isinstance(model.backbone, SMNASResNet)
         assert list(cfg.model.neck.in_channels) == list(
