@@ -1,6 +1,7 @@
 # SM-NAS structural search (Sec. 3.1) on COCO with the space of the original
-# code (see docs/smnas.md and shared notes): detector Faster R-CNN or
-# Cascade R-CNN with 2 or 3 stages; backbones ResNet-18/34/50/101 and
+# code (see docs/smnas.md): detector Faster R-CNN or Cascade R-CNN with 2 or
+# 3 stages (plus one-stage RetinaNet, FCOS and ATSS on the same FPN, which
+# the original code did not have); backbones ResNet-18/34/50/101 and
 # ResNeXt-50/101 (32x4d), ImageNet-initialised; FPN with 128, 256 or 384
 # channels; RPNHead or GA-RPN; input 512x512, 800x600 or 1000x600. Each
 # candidate is trained with a "fast" schedule (2 epochs here: the paper's is
@@ -125,6 +126,62 @@ ga_rpn = dict(cfg=dict(model=dict(
         rpn_proposal=dict(max_per_img=300)),
     test_cfg=dict(rpn=dict(max_per_img=300)))))
 
+one_stage_test = dict(_delete_=True, nms_pre=1000, min_bbox_size=0,
+                      score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
+                      max_per_img=100)
+focal = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+             loss_weight=1.0)
+centerness = dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
+strides = [4, 8, 16, 32, 64]  # the neck's P2-P6
+
+
+def _one_stage(detector, head, train_cfg):
+    return dict(drop=['model.rpn_head', 'model.roi_head'],
+                cfg=dict(model=dict(
+                    type=detector, bbox_head=dict(head, num_classes=80,
+                                                  in_channels=256),
+                    train_cfg=train_cfg,
+                    test_cfg=one_stage_test)))
+
+
+retinanet = _one_stage(
+    'RetinaNet',
+    dict(type='RetinaHead', stacked_convs=4, feat_channels=256,
+         anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                               scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+                               strides=strides),
+         bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                         target_means=[.0, .0, .0, .0],
+                         target_stds=[1.0, 1.0, 1.0, 1.0]),
+         loss_cls=focal, loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+    dict(_delete_=True,
+         assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5,
+                       neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1),
+         sampler=dict(type='PseudoSampler'), allowed_border=-1,
+         pos_weight=-1, debug=False))
+fcos = _one_stage(
+    'FCOS',
+    dict(type='FCOSHead', stacked_convs=4, feat_channels=256,
+         strides=strides,
+         regress_ranges=((-1, 64), (64, 128), (128, 256), (256, 512),
+                         (512, 1e8)),
+         norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
+         loss_cls=focal, loss_bbox=dict(type='IoULoss', loss_weight=1.0),
+         loss_centerness=centerness), None)
+atss = _one_stage(
+    'ATSS',
+    dict(type='ATSSHead', stacked_convs=4, feat_channels=256,
+         anchor_generator=dict(type='AnchorGenerator', ratios=[1.0],
+                               octave_base_scale=8, scales_per_octave=1,
+                               strides=strides),
+         bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                         target_means=[.0, .0, .0, .0],
+                         target_stds=[0.1, 0.1, 0.2, 0.2]),
+         loss_cls=focal, loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
+         loss_centerness=centerness),
+    dict(_delete_=True, assigner=dict(type='ATSSAssigner', topk=9),
+         allowed_border=-1, pos_weight=-1, debug=False))
+
 structural_space = dict(
     num_classes=80,
     components=dict(
@@ -133,8 +190,13 @@ structural_space = dict(
             r101=_resnet(101), x50=_resnext(50), x101=_resnext(101))),
         neck=dict(choices=dict(
             fpn128=_fpn(128), fpn256=_fpn(256), fpn384=_fpn(384))),
-        rpn=dict(choices=dict(rpn=dict(), ga_rpn=ga_rpn)),
-        roi_head=dict(choices=dict(
+        # the original code had two-stage detectors only; the one-stage
+        # families are the additions
+        head=dict(choices=dict(two_stage=dict(), retinanet=retinanet,
+                               fcos=fcos, atss=atss)),
+        rpn=dict(when=dict(head=['two_stage']),
+                 choices=dict(rpn=dict(), ga_rpn=ga_rpn)),
+        roi_head=dict(when=dict(head=['two_stage']), choices=dict(
             fc2=dict(), cascade2=_cascade(2), cascade3=_cascade(3))),
         input_size=dict(choices=dict(
             s512=dict(scale=(512, 512)), s800=dict(scale=(800, 600)),
@@ -145,5 +207,5 @@ structural_search = dict(
     population_size=16, max_generations=4, top_k=4, num_mutation=6,
     num_crossover=4, max_tries_factor=50, score_key='coco/bbox_mAP',
     seed=0,
-    init=[dict(backbone='r50', neck='fpn256', rpn='rpn', roi_head='fc2',
-               input_size='s800')])
+    init=[dict(backbone='r50', neck='fpn256', head='two_stage', rpn='rpn',
+               roi_head='fc2', input_size='s800')])

@@ -1,5 +1,6 @@
 # SM-NAS structural search (Sec. 3.1), quickstart size: which backbone, neck,
-# head family (two-stage with RPN + RoI head, or one-stage RetinaNet / FCOS),
+# head family (two-stage with RPN + RoI head, or one-stage RetinaNet / FCOS /
+# ATSS),
 # RoI head and input size to combine on the embedded tree tiles, trading
 # search-val mAP against measured latency (CPU, batch 1).
 #   python tools/search_structure.py THIS_CONFIG --work-dir work_dirs/smnas_qs
@@ -161,7 +162,40 @@ structural_space = dict(
                         _delete_=True, nms_pre=500, min_bbox_size=0,
                         score_thr=0.01, nms=dict(type='nms',
                                                  iou_threshold=0.5),
-                        max_per_img=100)))))),
+                        max_per_img=100)))),
+            atss=dict(
+                drop=one_stage_drop,
+                cfg=dict(model=dict(
+                    type='ATSS',
+                    bbox_head=dict(
+                        type='ATSSHead', num_classes=num_classes,
+                        in_channels=width, stacked_convs=2,
+                        feat_channels=64, conv_cfg=ws, norm_cfg=gn,
+                        anchor_generator=dict(
+                            type='AnchorGenerator', ratios=[1.0],
+                            octave_base_scale=4, scales_per_octave=1,
+                            strides=[4, 8, 16, 32, 64]),
+                        bbox_coder=dict(
+                            type='DeltaXYWHBBoxCoder',
+                            target_means=[.0, .0, .0, .0],
+                            target_stds=[0.1, 0.1, 0.2, 0.2]),
+                        loss_cls=dict(
+                            type='FocalLoss', use_sigmoid=True, gamma=2.0,
+                            alpha=0.25, loss_weight=1.0),
+                        loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
+                        loss_centerness=dict(
+                            type='CrossEntropyLoss', use_sigmoid=True,
+                            loss_weight=1.0)),
+                    train_cfg=dict(
+                        _delete_=True,
+                        assigner=dict(type='ATSSAssigner', topk=9),
+                        allowed_border=-1, pos_weight=-1, debug=False),
+                    test_cfg=dict(
+                        _delete_=True, nms_pre=500, min_bbox_size=0,
+                        score_thr=0.01, nms=dict(type='nms',
+                                                 iou_threshold=0.5),
+                        max_per_img=100)))),
+        )),
         roi_head=dict(
             when=dict(head=['two_stage']),
             choices=dict(

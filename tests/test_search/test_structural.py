@@ -84,8 +84,8 @@ def test_validate_names_the_bad_gene(space):
 
 def test_sampling_covers_exactly_the_valid_structures(space):
     valid = {space.key(g) for g in _all_genomes(space)}
-    # 3 backbones x 3 necks x (2 RoI heads + 2 one-stage heads) x 2 sizes
-    assert len(valid) == 3 * 3 * 4 * 2
+    # 3 backbones x 3 necks x (2 RoI heads + 3 one-stage heads) x 2 sizes
+    assert len(valid) == 3 * 3 * 5 * 2
     rng = random.Random(0)
     drawn = {space.key(space.random(rng)) for _ in range(2000)}
     assert drawn == valid
@@ -132,7 +132,7 @@ def test_every_structure_builds_and_runs(cfg, space):
             outs = model.neck(feats)
             assert {o.shape[1] for o in outs} == {c.model.neck.out_channels}
             model(x, _dummy_samples((64, 64), 1), mode='tensor')
-        one_stage = g['head'] in ('retinanet', 'fcos')
+        one_stage = g['head'] in ('retinanet', 'fcos', 'atss')
         assert ('rpn_head' in c.model) != one_stage
         assert ('roi_head' in c.model) != one_stage
         heads = [c.model.bbox_head] if one_stage else (
