@@ -57,8 +57,10 @@ TINY = dict(
         'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
         'train_cfg.top_k=2', 'train_cfg.calib_iters=2'
     ],
+    # 80: the tiny classifier must beat chance (measured on the tiny data,
+    # seed 0: 40 iterations 10.0% top-1, 80 iterations 41.5%)
     subnet_pretrain=[
-        'train_cfg.max_iters=20', 'default_hooks.checkpoint.interval=20'
+        'train_cfg.max_iters=80', 'default_hooks.checkpoint.interval=80'
     ],
     retrain=[
         'train_cfg.max_iters=30', 'train_cfg.val_interval=30',
