@@ -78,7 +78,14 @@ log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False)
 
 # ------------------------------------------------------ the search space
+# shared by the one-stage head choices
 one_stage_drop = ['model.rpn_head', 'model.roi_head']
+one_stage_test = dict(
+    _delete_=True, nms_pre=500, min_bbox_size=0, score_thr=0.01,
+    nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
+focal = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+             loss_weight=1.0)
+centerness = dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
 structural_space = dict(
     num_classes=num_classes,
     components=dict(
@@ -122,9 +129,7 @@ structural_space = dict(
                             type='DeltaXYWHBBoxCoder',
                             target_means=[.0, .0, .0, .0],
                             target_stds=[1.0, 1.0, 1.0, 1.0]),
-                        loss_cls=dict(
-                            type='FocalLoss', use_sigmoid=True, gamma=2.0,
-                            alpha=0.25, loss_weight=1.0),
+                        loss_cls=focal,
                         loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
                     train_cfg=dict(
                         _delete_=True,
@@ -134,11 +139,7 @@ structural_space = dict(
                             ignore_iof_thr=-1),
                         sampler=dict(type='PseudoSampler'),
                         allowed_border=-1, pos_weight=-1, debug=False),
-                    test_cfg=dict(
-                        _delete_=True, nms_pre=500, min_bbox_size=0,
-                        score_thr=0.01, nms=dict(type='nms',
-                                                 iou_threshold=0.5),
-                        max_per_img=100)))),
+                    test_cfg=one_stage_test))),
             fcos=dict(
                 drop=one_stage_drop,
                 cfg=dict(model=dict(
@@ -150,19 +151,11 @@ structural_space = dict(
                         regress_ranges=((-1, 32), (32, 64), (64, 128),
                                         (128, 256), (256, 1e8)),
                         conv_cfg=ws, norm_cfg=gn,
-                        loss_cls=dict(
-                            type='FocalLoss', use_sigmoid=True, gamma=2.0,
-                            alpha=0.25, loss_weight=1.0),
+                        loss_cls=focal,
                         loss_bbox=dict(type='IoULoss', loss_weight=1.0),
-                        loss_centerness=dict(
-                            type='CrossEntropyLoss', use_sigmoid=True,
-                            loss_weight=1.0)),
+                        loss_centerness=centerness),
                     train_cfg=None,
-                    test_cfg=dict(
-                        _delete_=True, nms_pre=500, min_bbox_size=0,
-                        score_thr=0.01, nms=dict(type='nms',
-                                                 iou_threshold=0.5),
-                        max_per_img=100)))),
+                    test_cfg=one_stage_test))),
             atss=dict(
                 drop=one_stage_drop,
                 cfg=dict(model=dict(
@@ -179,22 +172,14 @@ structural_space = dict(
                             type='DeltaXYWHBBoxCoder',
                             target_means=[.0, .0, .0, .0],
                             target_stds=[0.1, 0.1, 0.2, 0.2]),
-                        loss_cls=dict(
-                            type='FocalLoss', use_sigmoid=True, gamma=2.0,
-                            alpha=0.25, loss_weight=1.0),
+                        loss_cls=focal,
                         loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
-                        loss_centerness=dict(
-                            type='CrossEntropyLoss', use_sigmoid=True,
-                            loss_weight=1.0)),
+                        loss_centerness=centerness),
                     train_cfg=dict(
                         _delete_=True,
                         assigner=dict(type='ATSSAssigner', topk=9),
                         allowed_border=-1, pos_weight=-1, debug=False),
-                    test_cfg=dict(
-                        _delete_=True, nms_pre=500, min_bbox_size=0,
-                        score_thr=0.01, nms=dict(type='nms',
-                                                 iou_threshold=0.5),
-                        max_per_img=100)))),
+                    test_cfg=one_stage_test))),
         )),
         roi_head=dict(
             when=dict(head=['two_stage']),
