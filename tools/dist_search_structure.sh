@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Distributed SM-NAS structural search through torchrun (launcher 'pytorch'):
+# Distributed SM-NAS structural or modular search through torchrun (launcher 'pytorch'):
 # every candidate trains on all processes with DDP, rank 0 decides and times.
 #   tools/dist_search_structure.sh CONFIG GPUS [tools/search_structure.py args...]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as usual.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SM-NAS structural search on a Slurm cluster (mmengine launcher 'slurm'):
+# SM-NAS structural or modular search on a Slurm cluster (mmengine launcher 'slurm'):
 # every candidate trains on all tasks with DDP, rank 0 decides and times.
 #   [GPUS=8] [GPUS_PER_NODE=8] tools/slurm_search_structure.sh PARTITION JOB_NAME CONFIG WORK_DIR [args...]
 set -x

@@ -30,12 +30,18 @@ from mmengine.model import is_model_wrapper
 from mmdetnas.search.constraints import _as_range
 from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.model_cost import measure_latency, model_flops
+from mmdetnas.search.modular import ModularSearchSpace
+from mmdetnas.search.resnet_code import code_macs
 from mmdetnas.search.structural import StructuralSearchSpace
 from mmdetnas.utils.dist import broadcast_object
 
 #: keys of the search config that are not part of a candidate's config
 SEARCH_KEYS = ('structural_search', 'structural_space')
 #: run-time keys not written into the front's configs
+#: options of the search config read by the driver (the rest go to the
+#: engine)
+OWN_KEYS = ('score_key', 'flops', 'params', 'latency', 'latency_warmup',
+            'latency_repeats', 'init', 'seed')
 RUN_KEYS = ('work_dir', 'experiment_name', 'resume', 'load_from',
             'launcher')
 
@@ -71,14 +77,27 @@ class StructuralSearch:
         ValueError: a malformed space, range or init genome.
     """
 
+    #: config key of the search space
+    space_key = 'structural_space'
+    #: config key of the search options
+    options_key = 'structural_search'
+    #: record field holding the genome (JSON form)
+    genome_field = 'choices'
+    #: tag of the log lines
+    tag = 'structural'
+
     def __init__(self, cfg: Config, resume: bool = False):
-        if cfg.get('structural_space') is None:
-            raise KeyError('the config has no structural_space; see '
+        if cfg.get(self.space_key) is None:
+            raise KeyError(f'the config has no {self.space_key}; see '
                            'configs/smnas/ for examples')
         self.cfg = cfg
         self.resume = resume
-        opts = dict(cfg.get('structural_search') or {})
-        self.space = StructuralSearchSpace.from_cfg(cfg.structural_space)
+        opts = dict(cfg.get(self.options_key) or {})
+        base = copy.deepcopy(cfg._cfg_dict.to_dict())
+        for k in SEARCH_KEYS:
+            base.pop(k, None)
+        self.base = Config(base, filename=cfg.filename)
+        self.space = self.build_space(cfg[self.space_key])
         self.work_dir = cfg.work_dir
         self.score_key = opts.pop('score_key', 'coco/bbox_mAP')
         self.flops = _as_range('flops', opts.pop('flops', None))
@@ -93,20 +112,26 @@ class StructuralSearch:
                        'num_mutation', 'num_crossover', 'max_tries_factor')
         unknown = set(opts) - set(engine_keys)
         if unknown:
-            raise ValueError(f'unknown structural_search option(s) '
-                             f'{sorted(unknown)}')
+            raise ValueError(f'unknown {self.options_key} option(s) '
+                             f'{sorted(unknown)}; expected some of '
+                             f'{sorted(engine_keys + OWN_KEYS)}')
         self.engine = SearchEngine(
             self.work_dir, key=self.space.key,
-            genome_of=lambda r: r['choices'], score_key=self.score_key,
-            cost_key='latency_ms', multi_objective=True, seed=seed,
+            genome_of=lambda r: r[self.genome_field],
+            score_key=self.score_key, cost_key='latency_ms',
+            multi_objective=True, seed=seed,
             identity=dict(space=repr(self.space.components)),
             **{k: opts[k] for k in engine_keys if k in opts})
-        base = copy.deepcopy(cfg._cfg_dict.to_dict())
-        for k in SEARCH_KEYS:
-            base.pop(k, None)
-        self.base = Config(base, filename=cfg.filename)
         self._cost_cache = {}
         self.logger = None
+
+    def build_space(self, space_cfg) -> StructuralSearchSpace:
+        """The search space of the config's :attr:`space_key` entry."""
+        return StructuralSearchSpace.from_cfg(space_cfg)
+
+    def genome_json(self, genome):
+        """The JSON form of a genome kept in records."""
+        return dict(genome)
 
     # ------------------------------------------------------------------ run
     def run(self) -> List[dict]:
@@ -141,7 +166,7 @@ class StructuralSearch:
                 eng.add_record(record, is_main_process())
                 done = len(eng.records) - n_start
                 self._log(
-                    f"[structural] gen {eng.generation + 1}/"
+                    f"[{self.tag}] gen {eng.generation + 1}/"
                     f"{eng.max_generations} cand {record['index']} "
                     f"{record['name']}: {self.score_key}="
                     f"{record['score']:.4f}, latency "
@@ -174,7 +199,7 @@ class StructuralSearch:
                   'candidates: ' + ', '.join(map(self.space.label, cands)))
         if not cands and not eng.records:
             raise RuntimeError(
-                'no structure satisfies the constraints (flops '
+                f'no {self.tag} candidate satisfies the constraints (flops '
                 f'{self.flops}, params {self.params}) after '
                 f'{eng.max_tries_factor * eng.population_size} tries')
         return cands
@@ -228,7 +253,8 @@ class StructuralSearch:
         """Train, score and time one structure; call it on every rank.
 
         Returns:
-            dict: the record: ``index``, ``generation``, ``choices``,
+            dict: the record: ``index``, ``generation``, ``choices`` (the
+            structure; ``code`` in the modular search),
             ``name``, ``config`` (path of its config), ``score``,
             ``metrics``, ``latency_ms``, ``flops`` (MACs), ``params``,
             ``train_seconds``, ``feasible``.
@@ -270,7 +296,8 @@ class StructuralSearch:
         metrics = {k: float(v) if isinstance(v, (int, float)) else v
                    for k, v in metrics.items()}
         return dict(
-            index=index, generation=eng.generation, choices=dict(genome),
+            index=index, generation=eng.generation,
+            **{self.genome_field: self.genome_json(genome)},
             name=self.space.label(genome),
             config=osp.join(cfg.work_dir, 'config.py'),
             score=float(metrics[self.score_key]), metrics=metrics,
@@ -302,7 +329,7 @@ class StructuralSearch:
                 index=r['index'], name=r['name'], config=path,
                 score=r['score'], latency_ms=r['latency_ms'],
                 flops=r['flops'], params=r['params'],
-                choices=r['choices']))
+                **{self.genome_field: r[self.genome_field]}))
         with open(osp.join(self.work_dir, 'pareto.yaml'), 'w') as f:
             yaml.safe_dump(dict(
                 objectives=[f'max {self.score_key}', 'min latency_ms'],
@@ -310,7 +337,7 @@ class StructuralSearch:
         lines = [f"  {e['name']}: {self.score_key}={e['score']:.4f}, "
                  f"{e['latency_ms']:.1f} ms -> {e['config']}"
                  for e in entries]
-        self._log('[structural] Pareto front (score up, latency down):\n'
+        self._log(f'[{self.tag}] Pareto front (score up, latency down):\n'
                   + '\n'.join(lines) + '\ntrain one with: python '
                   'tools/train.py front/<name>.py')
 
@@ -340,3 +367,53 @@ def _device_name() -> str:
         return torch.cuda.get_device_name(0)
     import platform
     return f'CPU {platform.machine()} x{torch.get_num_threads()} threads'
+
+
+class ModularSearch(StructuralSearch):
+    """The SM-NAS modular-level search (Yao et al., AAAI 2020, Sec. 3):
+    evolve the backbone code of one detector, every candidate trained from
+    scratch, on the mAP/latency Pareto front.
+
+    The same driver and engine as :class:`StructuralSearch` (one Runner per
+    candidate, FLOPs/params checked before training, latency after it on
+    rank 0, resume, DDP under a launcher, the same outputs); only the genome
+    differs: a backbone code (:class:`mmdetnas.search.ModularSearchSpace`)
+    instead of a combination of modules. The config is the detector to
+    search the backbone of (usually the structural stage's chosen one with
+    the from-scratch recipe, see ``configs/smnas/smnas_modular_*``) plus
+
+    * ``modular_space``: ``dict(depth, min_blocks, max_blocks,
+      base_channels, num_widenings, flops_ratio, input_size, num_ops,
+      base_prob, backbone)``; ``input_size`` defaults to the test
+      pipeline's resize scale;
+    * ``modular_search``: the options of ``structural_search``, with
+      ``init`` a list of code strings (e.g. the plain ResNet's).
+
+    Records hold ``code`` instead of ``choices`` and also
+    ``backbone_flops`` (MACs of the backbone's convs at the input shape,
+    :func:`~mmdetnas.search.resnet_code.code_macs`).
+
+    Raises:
+        KeyError: the config has no ``modular_space``.
+        ValueError: a malformed space, option or init code.
+    """
+    space_key = 'modular_space'
+    options_key = 'modular_search'
+    genome_field = 'code'
+    tag = 'modular'
+
+    def build_space(self, space_cfg) -> ModularSearchSpace:
+        space_cfg = dict(space_cfg)
+        if space_cfg.get('input_size') is None:
+            w, h = _test_scale(self.base) or (1333, 800)
+            space_cfg['input_size'] = (h, w)
+        return ModularSearchSpace.from_cfg(space_cfg)
+
+    def genome_json(self, genome) -> str:
+        return self.space.key(genome)
+
+    def evaluate(self, genome) -> dict:
+        record = super().evaluate(genome)
+        record['backbone_flops'] = int(
+            code_macs(genome, tuple(record['input_shape'])))
+        return record
