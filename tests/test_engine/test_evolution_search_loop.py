@@ -13,6 +13,7 @@ import torch.nn as nn
 import yaml
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.logging import MessageHub
 from torch.utils.data import DataLoader
 
 from mmdetnas.engine.loops import EvolutionSearchLoop
@@ -50,10 +51,18 @@ class FakeRunner:
         self.hook_calls = []
         self.evaluated = []
         self.val_loop = FakeValLoop(self.model[0], self.evaluated)
-        self._load_from = 'supernet.pth'
+        self.cfg = dict(load_from='supernet.pth')
+        self.message_hub = MessageHub(f'fake_{id(self)}')
+        self.train_loop = None
+
+    def register_hook(self, hook):
+        self.hooks.append(hook)
 
     def call_hook(self, name, **kwargs):
+        # as mmengine's Runner: every registered hook's method
         self.hook_calls.append(name)
+        for hook in self.hooks:
+            getattr(hook, name)(self, **kwargs)
 
 
 def make_loop(work_dir, **kwargs):
@@ -61,7 +70,14 @@ def make_loop(work_dir, **kwargs):
     cfg = dict(max_generations=4, population_size=10, top_k=3,
                num_mutation=4, num_crossover=3, calibrate_bn=False, seed=1)
     cfg.update(kwargs)
-    return EvolutionSearchLoop(runner, dataloader=[], **cfg), runner
+    return new_loop(runner, dataloader=[], **cfg), runner
+
+
+def new_loop(runner, *args, **kwargs):
+    """The loop, as ``runner.train_loop`` (as mmengine's Runner sets
+    it)."""
+    runner.train_loop = EvolutionSearchLoop(runner, *args, **kwargs)
+    return runner.train_loop
 
 
 def read_jsonl(path):
@@ -277,11 +293,11 @@ def strip_timing(rows):
 
 
 def test_candidate_mode_scores_the_whole_split_locally(tmp_path):
-    loop = EvolutionSearchLoop(CandidateRunner(tmp_path), [],
-                               max_generations=2, population_size=6,
-                               top_k=2, num_mutation=2, num_crossover=2,
-                               calibrate_bn=False, seed=1,
-                               parallel='candidate')
+    loop = new_loop(CandidateRunner(tmp_path), [],
+                    max_generations=2, population_size=6,
+                    top_k=2, num_mutation=2, num_crossover=2,
+                    calibrate_bn=False, seed=1,
+                    parallel='candidate')
     loop.run()
     assert loop.runner.evaluated == []  # the val loop never ran
     assert len(loop.runner.scored) == 12
@@ -309,7 +325,7 @@ def _dist_worker(rank, world, port, work_dir, cfg, out):
                 return score(batch)
 
             runner.model.val_step = dying
-        loop = EvolutionSearchLoop(runner, [], **cfg)
+        loop = new_loop(runner, [], **cfg)
         try:
             loop.run()
             status = 'ok'
@@ -412,10 +428,10 @@ def test_candidate_scalars_reach_the_visual_backends(tmp_path):
         vis_backends=[dict(type='LocalVisBackend')],
         save_dir=str(tmp_path / 'vis')))
     runner = CandidateRunner(tmp_path, visualizer=vis)
-    loop = EvolutionSearchLoop(runner, [], max_generations=2,
-                               population_size=5, top_k=2, num_mutation=2,
-                               num_crossover=1, calibrate_bn=False, seed=2,
-                               parallel='candidate')
+    loop = new_loop(runner, [], max_generations=2,
+                    population_size=5, top_k=2, num_mutation=2,
+                    num_crossover=1, calibrate_bn=False, seed=2,
+                    parallel='candidate')
     loop.run()
     with open(tmp_path / 'vis' / 'vis_data' / 'scalars.json') as f:
         logged = [json.loads(x) for x in f if x.strip()]

@@ -16,8 +16,9 @@ from mmdetnas.search.resnet_code import code_macs, parse_code
 from mmdetnas.utils.setup_env import register_all_modules
 from tests.e2e_utils import ROOT
 
-CONFIG = osp.join(ROOT, 'configs', 'smnas',
-                  'smnas_modular_faster-rcnn_code-gnws_fpn_quick_neon-trees.py')
+CONFIG = osp.join(
+    ROOT, 'configs', 'smnas',
+    'smnas_modular_faster-rcnn_code-gnws_fpn_quick_neon-trees.py')
 
 
 @pytest.fixture(scope='module')

@@ -22,7 +22,6 @@ Two ways to use several processes (``parallel``):
   across ranks, with the val hooks), for a search split too large for one
   device.
 """
-import os.path as osp
 import random
 import time
 from typing import Dict, List, Optional, Sequence
@@ -36,14 +35,13 @@ from mmengine.runner.base_loop import BaseLoop
 
 from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
                                                      find_searchable_backbones)
+from mmdetnas.engine.hooks.search_outputs_hook import SearchOutputsHook
 from mmdetnas.registry import LOOPS
-from mmdetnas.search.arch import (Arch, arch_to_indices, resolve_arch,
-                                  save_arch_file)
+from mmdetnas.search.arch import Arch, arch_to_indices, resolve_arch
 from mmdetnas.search.bn_recalibration import SCOPES, recalibrate_path_bn
 from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.engine import SearchEngine
-from mmdetnas.search.evolution import (crossover, mutate, random_arch,
-                                       topk_single)
+from mmdetnas.search.evolution import crossover, mutate, random_arch
 from mmdetnas.search.model_cost import measure_latency
 from mmdetnas.utils.dist import broadcast_object, gather_objects
 
@@ -273,46 +271,101 @@ class EvolutionSearchLoop(BaseLoop):
     def state_path(self) -> str:
         return self.engine.state_path
 
+    @property
+    def supernet_checkpoint(self) -> Optional[str]:
+        """The supernet checkpoint the search loaded (``load_from``)."""
+        cfg = getattr(self.runner, 'cfg', None)
+        return cfg.get('load_from') if cfg is not None else None
+
     # ------------------------------------------------------------------ run
     def run(self):
-        """Run the whole search and write its outputs; returns the model."""
+        """Run the whole search (:meth:`run_epoch` per generation) between
+        the ``before_train`` and ``after_train`` hooks; returns the model.
+
+        A :class:`~mmdetnas.engine.hooks.SearchOutputsHook` (progress lines,
+        visual-backend scalars, plots and result files) is registered when
+        the runner has none.
+        """
         for hook in self.runner.hooks:
             if isinstance(hook, PathSamplerHook):
                 raise RuntimeError(
                     'remove PathSamplerHook from custom_hooks of a search '
                     'config (custom_hooks = []): it would overwrite the '
                     'candidate path before evaluation')
+        if not any(isinstance(h, SearchOutputsHook)
+                   for h in self.runner.hooks):
+            self.runner.register_hook(SearchOutputsHook())
         self.engine.work_dir = self.work_dir
         self.runner.call_hook('before_train')
         if self.resume:
             self._load_state()
-        start = time.time()
-        n_start = len(self.records)
         while self.generation < self.max_generations:
-            if self.pending is None:
-                self.pending = broadcast_object(
-                    self._propose() if is_main_process() else None)
-                self._save_state()
-                if not self.pending:
-                    print_log(
-                        f'generation {self.generation}: no new candidate '
-                        'satisfies the constraints; stopping early',
-                        logger='current')
-                    break
-            done = sum(
-                1 for r in self.records if r['generation'] == self.generation)
-            if self.parallel == 'data':
-                for arch in self.pending[done:]:
-                    record = self.evaluate_candidate(arch)
-                    self._add_record(record)
-                    self._log_progress(record, start, n_start)
-            else:
-                self._run_candidate_parallel(self.pending[done:], start,
-                                             n_start)
-            self._end_generation()
-        self._write_outputs()
+            if not self.run_epoch():
+                break
         self.runner.call_hook('after_train')
         return self.runner.model
+
+    def run_epoch(self) -> bool:
+        """One generation: propose its candidates (rank 0, broadcast; kept
+        in the state, so a resumed search scores the same ones), then
+        ``before_train_epoch``, :meth:`run_iter` over the candidates not
+        scored yet (one at a time in ``'data'`` mode, ``world_size`` at a
+        time in ``'candidate'`` mode), close the generation, save the state
+        and ``after_train_epoch``.
+
+        Returns:
+            bool: ``False`` when no new candidate satisfies the constraints
+            (the search stops early).
+        """
+        if self.pending is None:
+            self.pending = broadcast_object(
+                self._propose() if is_main_process() else None)
+            self._save_state()
+            if not self.pending:
+                print_log(
+                    f'generation {self.generation}: no new candidate '
+                    'satisfies the constraints; stopping early',
+                    logger='current')
+                return False
+        self.runner.call_hook('before_train_epoch')
+        todo = self.pending[self.engine.done_in_generation():]
+        step = 1 if self.parallel == 'data' else get_world_size()
+        for b in range(0, len(todo), step):
+            self.run_iter(todo[b:b + step])
+        self.engine.end_generation()
+        self._save_state()
+        self.runner.call_hook('after_train_epoch')
+        return True
+
+    def run_iter(self, archs: List[Arch]) -> List[dict]:
+        """Score ``archs`` (one candidate, or in ``'candidate'`` mode one
+        per rank) and record them in order, between the
+        ``before_train_iter`` and ``after_train_iter`` hooks (``batch_idx``:
+        the first candidate's index, so the new records are
+        ``records[batch_idx:]``; ``outputs``: the scalars
+        ``search_score``, ``search_best`` and ``search_flops`` of the last
+        one, which mmengine's RuntimeInfoHook puts into the message hub as
+        ``train/*`` and its LoggerHook logs).
+
+        Returns:
+            list[dict]: the new records.
+        """
+        idx = len(self.records)
+        self.runner.call_hook('before_train_iter', batch_idx=idx,
+                              data_batch=archs)
+        if self.parallel == 'data':
+            records = [self.evaluate_candidate(a) for a in archs]
+        else:
+            records = self._score_batch(archs)
+        for record in records:
+            self.engine.add_record(record, is_main_process())
+        last = records[-1]
+        self.runner.call_hook(
+            'after_train_iter', batch_idx=idx, data_batch=archs,
+            outputs=dict(search_score=last['score'],
+                         search_best=max(r['score'] for r in self.records),
+                         search_flops=float(last['flops'])))
+        return records
 
     # ------------------------------------------------------------- proposal
     def _propose(self) -> List[Arch]:
@@ -442,39 +495,36 @@ class EvolutionSearchLoop(BaseLoop):
             calib_seconds=scored['calib_seconds'],
             eval_seconds=scored['eval_seconds'])
 
-    def _run_candidate_parallel(self, archs: List[Arch], start: float,
-                                n_start: int) -> None:
-        """Score ``archs`` ``world_size`` at a time, candidate ``j`` of a
-        batch on rank ``j``; gather, then record the batch in order (the
-        state is saved after each record: a kill loses at most the batch
-        in flight)."""
+    def _score_batch(self, archs: List[Arch]) -> List[dict]:
+        """Score ``archs`` (at most ``world_size``), candidate ``j`` on rank
+        ``j``, gather, and return the records in candidate order."""
         world, rank = get_world_size(), get_rank()
-        for b in range(0, len(archs), world):
-            batch = archs[b:b + world]
-            # constraint infos from rank 0 (its latency cache), before any
-            # path is activated for scoring
-            infos = broadcast_object(
-                [self.constraints.check(a, self.want_latency)[1]
-                 for a in batch] if is_main_process() else None)
-            mine = None
-            if rank < len(batch):
-                try:
-                    mine = self._score(batch[rank])
-                except Exception as e:  # noqa: BLE001  re-raised below
-                    mine = dict(error=f'{type(e).__name__}: {e}',
-                                exc=e if world == 1 else None)
-            results = gather_objects(mine)
-            for j, res in enumerate(results[:len(batch)]):
-                if 'error' in res:
-                    if res.get('exc') is not None:
-                        raise res['exc']
-                    raise RuntimeError(
-                        f'rank {j} failed on candidate {list(batch[j])}: '
-                        f"{res['error']}")
-            for arch, info, res in zip(batch, infos, results):
-                record = self._make_record(arch, info, res)
-                self._add_record(record)
-                self._log_progress(record, start, n_start)
+        # constraint infos from rank 0 (its latency cache), before any path
+        # is activated for scoring
+        infos = broadcast_object(
+            [self.constraints.check(a, self.want_latency)[1]
+             for a in archs] if is_main_process() else None)
+        mine = None
+        if rank < len(archs):
+            try:
+                mine = self._score(archs[rank])
+            except Exception as e:  # noqa: BLE001  re-raised below
+                mine = dict(error=f'{type(e).__name__}: {e}',
+                            exc=e if world == 1 else None)
+        results = gather_objects(mine)
+        for j, res in enumerate(results[:len(archs)]):
+            if 'error' in res:
+                if res.get('exc') is not None:
+                    raise res['exc']
+                raise RuntimeError(
+                    f'rank {j} failed on candidate {list(archs[j])}: '
+                    f"{res['error']}")
+        records = []
+        for j, (arch, info, res) in enumerate(zip(archs, infos, results)):
+            record = self._make_record(arch, info, res)
+            record['index'] += j
+            records.append(record)
+        return records
 
     def evaluate_candidate(self, arch: Arch) -> dict:
         """Score one candidate on the search split; call it on all ranks.
@@ -506,63 +556,6 @@ class EvolutionSearchLoop(BaseLoop):
             info = self.constraints.check(arch, self.want_latency)[1]
         return self._make_record(arch, info, self._score(arch))
 
-    def _add_record(self, record: dict) -> None:
-        self.engine.add_record(record, is_main_process())
-        if is_main_process():
-            self._push_scalars(record)
-
-    def _push_scalars(self, record: dict) -> None:
-        """The candidate's score, FLOPs (MACs), params, latency (if
-        measured), generation and the best score so far to every visual
-        backend of ``runner.visualizer``, at the candidate's index as step
-        (rank 0)."""
-        visualizer = getattr(self.runner, 'visualizer', None)
-        if visualizer is None:
-            return
-        scalars = {
-            'search/score': record['score'],
-            'search/flops': record['flops'],
-            'search/params': record['params'],
-            'search/generation': record['generation'],
-            'search/best': max(r['score'] for r in self.records),
-        }
-        if record['latency_ms'] is not None:
-            scalars['search/latency_ms'] = record['latency_ms']
-        visualizer.add_scalars(scalars, step=record['index'])
-
-    def _eta(self, seconds_per_candidate: float) -> str:
-        """``HH:MM:SS`` left: candidates still to evaluate in this
-        generation and in the generations after it, at the given pace."""
-        return self.engine.eta(seconds_per_candidate)
-
-    def _log_progress(self, record: dict, start: float, n_start: int):
-        done_now = len(self.records) - n_start
-        eta = self._eta((time.time() - start) / max(done_now, 1))
-        lat = '' if record['latency_ms'] is None else \
-            f", latency {record['latency_ms']:.2f} ms"
-        print_log(
-            f"[search] gen {self.generation + 1}/{self.max_generations} "
-            f"cand {record['index']}: {self.score_key}="
-            f"{record['score']:.6f}, flops {record['flops'] / 1e6:.2f}M MACs,"
-            f" params {record['params'] / 1e6:.3f}M{lat}, "
-            f"calib {record['calib_seconds']:.1f}s eval "
-            f"{record['eval_seconds']:.1f}s, eta {eta}", logger='current')
-
-    def _end_generation(self) -> None:
-        secs = sum(r['calib_seconds'] + r['eval_seconds']
-                   for r in self.records) / max(len(self.records), 1)
-        eta = self._eta(secs)
-        entry = self.engine.end_generation()
-        print_log(
-            f"[search] generation {entry['generation'] + 1}/"
-            f"{self.max_generations} done: best {entry['best']:.6f}, mean "
-            f"top-{self.top_k} {entry['mean_topk']:.6f}, "
-            f"{entry['evaluated']} evaluated, eta {eta}",
-            logger='current')
-        self._save_state()
-        if is_main_process():
-            self._plot()
-
     # ---------------------------------------------------------------- state
     def _save_state(self) -> None:
         if is_main_process():
@@ -583,62 +576,3 @@ class EvolutionSearchLoop(BaseLoop):
         print_log(
             f'resumed search at generation {self.generation + 1} with '
             f'{len(self.records)} evaluated candidates', logger='current')
-
-    # -------------------------------------------------------------- outputs
-    def _front(self) -> List[dict]:
-        return self.engine.front()
-
-    def _plot(self) -> None:
-        flops = self.cost_key == 'flops'
-        self.engine.plot(
-            'backbone FLOPs (M MACs, 224x224)' if flops else 'latency (ms)',
-            1e6 if flops else 1.0)
-
-    def _summary(self, r: dict) -> dict:
-        keys = ('index', 'generation', 'score', 'flops', 'params',
-                'latency_ms', 'arch')
-        return {k: r[k] for k in keys}
-
-    def _write_outputs(self) -> None:
-        if not is_main_process() or not self.records:
-            return
-        import yaml
-        self._plot()
-        best = topk_single(self.records, 1)[0]  # best score in both modes
-        meta = {k: best[k] for k in ('score', 'flops', 'params', 'latency_ms',
-                                     'generation', 'index')}
-        meta['score_key'] = self.score_key
-        best_path = save_arch_file(
-            osp.join(self.work_dir, 'best_arch.yaml'), tuple(best['arch']),
-            self.space, meta=meta)
-        with open(osp.join(self.work_dir, 'topk.yaml'), 'w') as f:
-            yaml.safe_dump(
-                dict(search_space=self.space.name, score_key=self.score_key,
-                     topk=[self._summary(r)
-                           for r in topk_single(self.records, self.top_k)]),
-                f, sort_keys=False)
-        if self.multi_objective:
-            with open(osp.join(self.work_dir, 'pareto.yaml'), 'w') as f:
-                yaml.safe_dump(
-                    dict(search_space=self.space.name,
-                         objectives=[f'max {self.score_key}',
-                                     f'min {self.cost_key}'],
-                         front=[self._summary(r) for r in self._front()]),
-                    f, sort_keys=False)
-        ckpt = self.runner._load_from or 'SUPERNET_CKPT'
-        sub = osp.join(self.work_dir, 'best_subnet.pth')
-        cfg = self.retrain_config or 'configs/detnas/<subnet config>.py'
-        print_log(
-            f'[search] best {self.score_key}={best["score"]:.6f} with '
-            f'{best["flops"] / 1e6:.2f}M MACs: {best_path}\n'
-            're-train it (DetNAS Sec. 4.1: classification re-training of '
-            'the subnet, then detection fine-tuning from that checkpoint):\n'
-            f'  python tools/train.py {cfg} --cfg-options '
-            f'model.backbone.arch={best_path} '
-            'model.backbone.init_cfg.checkpoint=CLS_CKPT\n'
-            'or start from its weights in the supernet:\n'
-            f'  python tools/model_converters/export_subnet.py {ckpt} '
-            f'{best_path} {sub}\n'
-            f'  python tools/train.py {cfg} --cfg-options '
-            f'model.backbone.arch={best_path} '
-            f'model.backbone.init_cfg.checkpoint={sub}', logger='current')
