@@ -93,7 +93,7 @@ def main(argv=None):
         args.smoke)
     from mmdetnas.search import UniformPathSampler, flops
     from mmdetnas.search.constraints import ArchConstraints
-    from mmdetnas.search.search_space import build_search_space
+    from mmdetnas.spaces.search_space import build_search_space
 
     cfg = common.load_cfg(common.SEARCH_CFG)
     lcfg = cfg.train_cfg

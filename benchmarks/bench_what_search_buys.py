@@ -33,7 +33,7 @@ R50_CFG = ('faster_rcnn', 'faster-rcnn_r50_fpn_1x_coco.py')
 
 
 def parse_args(argv=None):
-    from mmdetnas.search.arch import arch_argument
+    from mmdetnas.spaces.arch import arch_argument
     p = common.base_parser(__doc__.split('\n')[0])
     p.add_argument('--shape', type=int, nargs=2,
                    help='input H W (default 800 1333, smoke 256 416)')

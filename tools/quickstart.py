@@ -209,7 +209,7 @@ def run_pipeline(args):
     ], logs, 'search', times)
 
     from mmdetnas.search import PRESETS, arch_flops, load_arch_file
-    from mmdetnas.search.arch import save_arch_file
+    from mmdetnas.spaces.arch import save_arch_file
     with open(osp.join(search_dir, 'candidates.jsonl')) as f:
         scores = {tuple(c['arch']): c['score'] for c in map(json.loads, f)}
     baseline_yaml = save_arch_file(

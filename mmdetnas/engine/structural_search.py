@@ -31,7 +31,7 @@ from mmdetnas.search.constraints import _as_range
 from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.model_cost import measure_latency, model_flops
 from mmdetnas.search.modular import ModularSearchSpace
-from mmdetnas.search.resnet_code import code_macs
+from mmdetnas.spaces.resnet_code import code_macs
 from mmdetnas.search.structural import StructuralSearchSpace
 from mmdetnas.utils.dist import broadcast_object
 
@@ -391,7 +391,7 @@ class ModularSearch(StructuralSearch):
 
     Records hold ``code`` instead of ``choices`` and also
     ``backbone_flops`` (MACs of the backbone's convs at the input shape,
-    :func:`~mmdetnas.search.resnet_code.code_macs`).
+    :func:`~mmdetnas.spaces.resnet_code.code_macs`).
 
     Raises:
         KeyError: the config has no ``modular_space``.

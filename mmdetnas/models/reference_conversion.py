@@ -33,7 +33,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 
-from mmdetnas.search.search_space import PRESETS, SearchSpace
+from mmdetnas.spaces.search_space import PRESETS, SearchSpace
 from .backbones.detnas_shufflenetv2 import (SHUFFLE_ORDER_KEY,
                                             shuffle_order_tensor)
 

@@ -8,9 +8,9 @@ and only for architectures that passed the cheap checks.
 import math
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from .arch import Arch
+from mmdetnas.spaces.arch import Arch
 from .flops import arch_cost
-from .search_space import SearchSpace
+from mmdetnas.spaces.search_space import SearchSpace
 
 Range = Optional[Sequence[Optional[float]]]
 

@@ -8,8 +8,8 @@ non-dominated sorting and crowding distance of NSGA-II (Deb et al., 2002).
 import random
 from typing import Dict, List, Sequence, Tuple
 
-from .arch import Arch
-from .search_space import SearchSpace
+from mmdetnas.spaces.arch import Arch
+from mmdetnas.spaces.search_space import SearchSpace
 
 
 def random_arch(space: SearchSpace, rng: random.Random) -> Arch:

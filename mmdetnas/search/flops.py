@@ -19,8 +19,10 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
-from .arch import Arch
-from .search_space import SearchSpace
+from mmdetnas.models.backbones.detnas_shufflenetv2 import build_stem
+from mmdetnas.models.layers import build_choice_block
+from mmdetnas.spaces.arch import Arch
+from mmdetnas.spaces.search_space import SearchSpace
 
 #: mmengine.analysis operator names that count under the DetNAS convention.
 COUNTED_OPS = ('conv', 'linear', 'addmm')
@@ -57,7 +59,6 @@ def _params(module: nn.Module) -> int:
 @lru_cache(maxsize=None)
 def _block_cost(choice: str, in_ch: int, out_ch: int, stride: int,
                 size: int) -> Tuple[int, int]:
-    from mmdetnas.models.layers import build_choice_block
     block = build_choice_block(choice, in_ch, out_ch, stride).eval()
     x = torch.zeros(1, in_ch, size, size)
     return count_macs(block, (x, )), _params(block)
@@ -65,7 +66,6 @@ def _block_cost(choice: str, in_ch: int, out_ch: int, stride: int,
 
 @lru_cache(maxsize=None)
 def _stem_cost(stem_channels: int) -> Tuple[int, int]:
-    from mmdetnas.models.backbones.detnas_shufflenetv2 import build_stem
     stem = build_stem(stem_channels).eval()
     return count_macs(stem, (torch.zeros(1, 3, 224, 224), )), _params(stem)
 

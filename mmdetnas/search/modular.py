@@ -2,8 +2,8 @@
 2020, Sec. 3, second stage): the backbone code of a fixed detector.
 
 A genome is a backbone code string ``r{depth}_{base}_{arch}``
-(:mod:`mmdetnas.search.resnet_code`, always in the canonical form of
-:func:`~mmdetnas.search.resnet_code.format_code`). The detector around it
+(:mod:`mmdetnas.spaces.resnet_code`, always in the canonical form of
+:func:`~mmdetnas.spaces.resnet_code.format_code`). The detector around it
 (neck, heads, input size, schedule) is the base config, typically the
 structural stage's chosen detector with the from-scratch recipe. Building a
 candidate's config puts an :class:`mmdetnas.SMNASResNet` with the code into
@@ -24,8 +24,9 @@ from typing import Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .resnet_code import (DEPTH_BLOCKS, ResNetCode, code_macs, format_code,
-                          parse_code, plain_code)
+from mmdetnas.spaces.resnet_code import (DEPTH_BLOCKS, ResNetCode,
+                                         code_macs, format_code, parse_code,
+                                         plain_code)
 from .resnet_mutation import CodeLimits, crossover, mutate, random_code
 
 #: the from-scratch backbone norm of SM-NAS: GN with base/2 groups (valid for
@@ -39,7 +40,7 @@ class ModularSearchSpace:
 
     Args:
         depth (int): Block type of every code: 18/34 BasicBlock, 50/101/152
-            Bottleneck (:data:`~mmdetnas.search.resnet_code.DEPTH_BLOCKS`).
+            Bottleneck (:data:`~mmdetnas.spaces.resnet_code.DEPTH_BLOCKS`).
         min_blocks (int): Fewest blocks in total (>= 4). Default 5, the
             original's random draw.
         max_blocks (int): Most blocks in total. Default 15.

@@ -20,10 +20,10 @@ import os.path as osp
 import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .arch import Arch, resolve_arch
+from mmdetnas.spaces.arch import Arch, resolve_arch
 from .evolution import random_arch
 from .flops import arch_cost
-from .search_space import SearchSpace
+from mmdetnas.spaces.search_space import SearchSpace
 
 #: Reference of the evaluation protocol, quoted in logs and reports.
 REFERENCE = ('Yu et al., "Evaluating the search phase of neural '

@@ -1,7 +1,7 @@
 """Random draw, mutation and crossover of SM-NAS backbone codes.
 
 SM-NAS Sec. 3 (modular-level search) evolves the backbone code of
-:mod:`mmdetnas.search.resnet_code`. The operators follow the original
+:mod:`mmdetnas.spaces.resnet_code`. The operators follow the original
 implementation: a child changes the base channels with probability 1/2, then
 applies a few structural moves, each one of: insert a ``'1'`` block, delete a
 ``'1'`` block, move a widening (``'2'``) by one block, move a stage border
@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterable, List, Optional, Tuple
 
-from .resnet_code import DEPTH_BLOCKS, NUM_STAGES, ResNetCode
+from mmdetnas.spaces.resnet_code import DEPTH_BLOCKS, NUM_STAGES, ResNetCode
 
 FlopsFn = Callable[[ResNetCode], float]
 

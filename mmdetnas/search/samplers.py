@@ -10,9 +10,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 from mmdetnas.registry import TASK_UTILS
 from mmdetnas.utils.dist import broadcast_object
-from .arch import Arch
+from mmdetnas.spaces.arch import Arch
 from .flops import arch_flops
-from .search_space import SearchSpace, build_search_space
+from mmdetnas.spaces.search_space import SearchSpace, build_search_space
 
 
 @TASK_UTILS.register_module()

@@ -10,7 +10,7 @@ from mmdet.models.backbones import ResNet
 from mmengine.analysis import FlopAnalyzer
 
 from mmdetnas.models.backbones import SMNASResNet
-from mmdetnas.search.resnet_code import parse_code, plain_code
+from mmdetnas.spaces.resnet_code import parse_code, plain_code
 from mmdetnas.search.resnet_mutation import CodeLimits, random_code
 
 GNWS = dict(conv_cfg=dict(type='ConvWS'),

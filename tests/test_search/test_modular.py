@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 
 from mmdetnas.search.modular import ModularSearchSpace
-from mmdetnas.search.resnet_code import code_macs, parse_code
+from mmdetnas.spaces.resnet_code import code_macs, parse_code
 from mmdetnas.utils.setup_env import register_all_modules
 from tests.e2e_utils import ROOT
 

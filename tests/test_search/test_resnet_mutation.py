@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from mmdetnas.search.resnet_code import (ResNetCode, code_macs, parse_code,
+from mmdetnas.spaces.resnet_code import (ResNetCode, code_macs, parse_code,
                                          plain_code)
 from mmdetnas.search.resnet_mutation import (STRUCTURE_OPERATORS, CodeLimits,
                                              change_base_channels, crossover,

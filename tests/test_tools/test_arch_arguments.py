@@ -1,5 +1,5 @@
 """The architecture argument of every tool that takes one: get_flops.py,
-export_subnet.py, ranking_correlation.py (one parser: mmdetnas.search.arch).
+export_subnet.py, ranking_correlation.py (one parser: mmdetnas.spaces.arch).
 
 get_flops.py's numbers are checked against counts made here: the DetNAS
 table (``arch_cost``, itself checked against a forward-hook count in

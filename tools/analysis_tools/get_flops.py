@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from mmdetnas.search.arch import arch_argument  # noqa: E402
+from mmdetnas.spaces.arch import arch_argument  # noqa: E402
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
 
 

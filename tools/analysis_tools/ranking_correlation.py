@@ -50,7 +50,7 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmdetnas.search.arch import arch_argument  # noqa: E402
+from mmdetnas.spaces.arch import arch_argument  # noqa: E402
 from mmdetnas.search.ranking import (REFERENCE,  # noqa: E402
                                      archs_from_candidates, rank_report,
                                      select_archs_in_flops_band)

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from mmdetnas.models.reference_conversion import (  # noqa: E402
     DEFAULT_STRIP, convert_reference_checkpoint, verify_config)
-from mmdetnas.search.arch import save_arch_file  # noqa: E402
+from mmdetnas.spaces.arch import save_arch_file  # noqa: E402
 from mmdetnas.utils.checkpoint import load_local_checkpoint  # noqa: E402
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 import torch  # noqa: E402
 
 from mmdetnas.models.backbones import slice_supernet_state_dict  # noqa: E402
-from mmdetnas.search.arch import (arch_argument, resolve_arch,  # noqa: E402
+from mmdetnas.spaces.arch import (arch_argument, resolve_arch,  # noqa: E402
                                   save_arch_file)
 from mmdetnas.search.flops import arch_cost  # noqa: E402
 from mmdetnas.utils.checkpoint import load_local_checkpoint  # noqa: E402

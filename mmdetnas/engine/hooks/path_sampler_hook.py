@@ -6,7 +6,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmdetnas.registry import HOOKS, TASK_UTILS
-from mmdetnas.search.arch import resolve_arch
+from mmdetnas.spaces.arch import resolve_arch
+from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.search.bn_recalibration import recalibrate_path_bn
 from mmdetnas.search.samplers import sample_synced
 
@@ -14,7 +15,6 @@ from mmdetnas.search.samplers import sample_synced
 def find_searchable_backbones(model) -> List:
     """All supernet :class:`DetNASShuffleNetV2` modules of a (wrapped)
     model."""
-    from mmdetnas.models.backbones import DetNASShuffleNetV2
     if is_model_wrapper(model):
         model = model.module
     return [

@@ -16,7 +16,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmdetnas.registry import HOOKS
-from mmdetnas.search.arch import save_arch_file
+from mmdetnas.spaces.arch import save_arch_file
 from mmdetnas.search.evolution import topk_single
 
 

@@ -37,7 +37,7 @@ from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
                                                      find_searchable_backbones)
 from mmdetnas.engine.hooks.search_outputs_hook import SearchOutputsHook
 from mmdetnas.registry import LOOPS
-from mmdetnas.search.arch import Arch, arch_to_indices, resolve_arch
+from mmdetnas.spaces.arch import Arch, arch_to_indices, resolve_arch
 from mmdetnas.search.bn_recalibration import SCOPES, recalibrate_path_bn
 from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.engine import SearchEngine

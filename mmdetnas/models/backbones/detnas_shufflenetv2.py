@@ -19,8 +19,8 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdetnas.registry import MODELS
-from mmdetnas.search.arch import Arch, ArchLike, resolve_arch
-from mmdetnas.search.search_space import (CHOICE_KERNELS, SearchSpace,
+from mmdetnas.spaces.arch import Arch, ArchLike, resolve_arch
+from mmdetnas.spaces.search_space import (CHOICE_KERNELS, SearchSpace,
                                           build_search_space)
 from ..layers import SHUFFLE_ORDERS, build_choice_block
 

@@ -5,7 +5,7 @@ ResNet-like backbone (block type, base channels, blocks per stage, where the
 width doubles and where the resolution halves) and trains every candidate on
 the detection data from scratch, with GroupNorm + Weight Standardization.
 The code's string form ``r{depth}_{base}_{arch}`` (e.g.
-``'r18_64_11-21-21-21'``) is described in :mod:`mmdetnas.search.resnet_code`.
+``'r18_64_11-21-21-21'``) is described in :mod:`mmdetnas.spaces.resnet_code`.
 
 Layout, for an input ``(N, 3, H, W)``:
 
@@ -25,7 +25,7 @@ Layout, for an input ``(N, 3, H, W)``:
   ``ResNet``. Stage ``i`` outputs ``(N, stage_channels[i], ceil(H / s),
   ceil(W / s))`` with ``s = (4, 8, 16, 32)[i]``.
 
-For the plain codes (:func:`mmdetnas.search.resnet_code.plain_code`) the
+For the plain codes (:func:`mmdetnas.spaces.resnet_code.plain_code`) the
 four stages are exactly mmdet's ``ResNet(depth)`` stages: same blocks,
 widths, strides, parameter names and shapes, hence the same output shapes,
 parameters and MACs (tests/test_models/test_smnas_resnet.py checks it). Only
@@ -41,7 +41,7 @@ from mmengine.model import BaseModule, Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdetnas.registry import MODELS
-from mmdetnas.search.resnet_code import (NUM_STAGES, CodeLike, ResNetCode,
+from mmdetnas.spaces.resnet_code import (NUM_STAGES, CodeLike, ResNetCode,
                                          parse_code)
 
 BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}

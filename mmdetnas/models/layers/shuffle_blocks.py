@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
-from mmdetnas.search.search_space import CHOICE_KERNELS
+from mmdetnas.spaces.search_space import CHOICE_KERNELS
 
 SHUFFLE_ORDERS = ('transpose', 'interleave')
 
