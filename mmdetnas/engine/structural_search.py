@@ -36,12 +36,13 @@ from mmdetnas.search.structural import StructuralSearchSpace
 from mmdetnas.utils.dist import broadcast_object
 
 #: keys of the search config that are not part of a candidate's config
-SEARCH_KEYS = ('structural_search', 'structural_space')
-#: run-time keys not written into the front's configs
+SEARCH_KEYS = ('structural_search', 'structural_space', 'modular_search',
+               'modular_space')
 #: options of the search config read by the driver (the rest go to the
 #: engine)
 OWN_KEYS = ('score_key', 'flops', 'params', 'latency', 'latency_warmup',
             'latency_repeats', 'init', 'seed')
+#: run-time keys not written into the front's configs
 RUN_KEYS = ('work_dir', 'experiment_name', 'resume', 'load_from',
             'launcher')
 
@@ -241,12 +242,19 @@ class StructuralSearch:
     # ----------------------------------------------------------- evaluation
     def candidate_config(self, genome, index: int) -> Config:
         """The candidate's config with its run-time settings (work dir,
-        experiment name, resume from its own last checkpoint)."""
+        experiment name, resume from its own last checkpoint, and
+        ``randomness.seed`` = the search seed unless the config sets one)."""
         cfg = self.space.build_config(self.base, genome)
         cfg.work_dir = osp.join(self.work_dir, 'candidates', f'{index:03d}')
         cfg.experiment_name = f'cand{index:03d}_{time.time_ns()}'
         cfg.resume = osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint'))
         cfg.load_from = None
+        randomness = dict(cfg.get('randomness') or {})
+        if randomness.get('seed') is None:
+            # every candidate sees the same initialisation stream and data
+            # order: differences come from the structure, not the draw
+            randomness['seed'] = self.engine.seed
+            cfg.randomness = randomness
         return cfg
 
     def evaluate(self, genome) -> dict:

@@ -80,6 +80,10 @@ def test_modular_search_writes_every_output(tmp_path):
     # the best candidate's config trains and tests with the plain tools
     best = max(front, key=lambda e: e['score'])
     cfg = best['config']
+    from mmengine.config import Config
+    plain = Config.fromfile(cfg)  # an ordinary detector config
+    assert plain.model.backbone.arch == best['code']
+    assert 'modular_space' not in plain and 'modular_search' not in plain
     run_tool(['tools/train.py', cfg, '--work-dir', str(tmp_path / 'retrain'),
               '--cfg-options', 'train_cfg.max_iters=2',
               'default_hooks.checkpoint.interval=2'], timeout=600)

@@ -115,6 +115,13 @@ def test_search_reads_the_input_size_from_the_test_pipeline(cfg, tmp_path):
     c.work_dir = str(tmp_path)
     s = ModularSearch(c)
     assert s.space.input_size == (400, 400)  # test Resize scale (w, h)
+    # a candidate's config: its own work dir, the search seed, the code
+    cand = s.candidate_config('r18_48_11-21-21-21', 5)
+    assert cand.work_dir == osp.join(str(tmp_path), 'candidates', '005')
+    assert cand.randomness.seed == cfg.modular_search.seed
+    assert cand.model.backbone.arch == 'r18_48_11-21-21-21'
+    assert list(cand.model.neck.in_channels) == [48, 96, 192, 384]
+    assert 'modular_space' not in cand and 'modular_search' not in cand
     with pytest.raises(KeyError, match='modular_space'):
         bad = copy.deepcopy(cfg)
         bad.pop('modular_space')
