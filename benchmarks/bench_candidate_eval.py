@@ -76,7 +76,7 @@ def build_search_runner(work_dir, ckpt, images=None, smoke=False):
     loaded, hooks' ``before_run`` called, and its EvolutionSearchLoop built
     (``calibrate_bn=False``: :meth:`recalibrate_bn` is called explicitly).
     Returns ``(runner, loop, cfg)``."""
-    from mmdetnas.utils.setup_env import build_runner
+    from tools.common import build_runner
     cfg = common.load_cfg(common.SEARCH_CFG)
     cfg.work_dir = osp.join(work_dir, 'search')
     cfg.load_from = ckpt
@@ -99,7 +99,7 @@ def build_test_runner(work_dir, sub_ckpt, arch, search_cfg):
     subnet's path and the search split/evaluator of ``search_cfg`` as its
     test set."""
     import copy
-    from mmdetnas.utils.setup_env import build_runner, prepare_cfg
+    from tools.common import build_runner, prepare_cfg
     test_tool = common.load_tool('tools/test.py')
     args = test_tool.parse_args([
         common.SUBNET_CFG, sub_ckpt, '--work-dir',

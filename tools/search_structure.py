@@ -25,8 +25,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmdetnas.utils.setup_env import (finalize_dist, parse_tool_args,  # noqa
-                                      prepare_cfg, register_all_modules)
+from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
+from tools.common import finalize_dist, parse_tool_args, prepare_cfg  # noqa
 
 
 def parse_args(argv=None):

@@ -10,9 +10,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmdetnas.utils.setup_env import (build_runner, finalize_dist,  # noqa
-                                      parse_tool_args, prepare_cfg,
-                                      register_all_modules)
+from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
+from tools.common import (build_runner, finalize_dist,  # noqa: E402
+                          parse_tool_args, prepare_cfg)
 
 
 def parse_args(argv=None):

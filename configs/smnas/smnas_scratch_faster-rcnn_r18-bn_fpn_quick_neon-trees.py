@@ -4,7 +4,7 @@
 # and plain convs in place of GroupNorm + Weight Standardization (backbone,
 # FPN and 4conv-1fc box head), still from scratch. Results: README, SM-NAS.
 _base_ = ['./smnas_scratch_faster-rcnn_r18-gnws_fpn_quick_neon-trees.py']
-bn = dict(type='BN', requires_grad=True)
+bn = dict(_delete_=True, type='BN', requires_grad=True)
 model = dict(
     backbone=dict(conv_cfg=None, norm_cfg=bn),
     neck=dict(conv_cfg=None, norm_cfg=bn),

@@ -1,29 +1,11 @@
-"""Shared start-up of the command-line tools (train, test, search)."""
-import os.path as osp
-
+"""Library-level start-up used by the tools and by anyone building mmdetnas
+models: registering every module, and the SyncBN -> BN adaptation of a
+config where SyncBN cannot work. The command-line plumbing of the tools
+(flags, config loading, CPU process groups, runner building) is in
+``tools/common.py``."""
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
-
-
-def parse_tool_args(parser, argv=None):
-    """Add the flags every tool shares with mmdet's tools (``--work-dir``,
-    ``--cfg-options``, ``--launcher``, ``--local-rank``), parse ``argv`` and
-    export ``LOCAL_RANK`` for the launcher."""
-    import os
-
-    from mmengine.config import DictAction
-    parser.add_argument('--work-dir', help='the dir to save logs and outputs')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. model.backbone.arch=a.yaml')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
 
 
 def register_all_modules() -> None:
@@ -71,84 +53,3 @@ def adapt_sync_bn(cfg: Config, launcher: str) -> int:
             f'SyncBN -> BN in {n} norm config(s) ({why}); SyncBN is kept '
             'for distributed GPU runs', logger='current')
     return n
-
-
-def init_cpu_dist(launcher: str) -> bool:
-    """Start the gloo process group for a CPU-only ``pytorch`` launch.
-
-    mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device``,
-    which fails on a CPU-only torch; with the group already started the
-    Runner skips its own ``init_dist``. Returns True if it started one.
-    """
-    import torch.distributed as dist
-    if launcher != 'pytorch' or torch.cuda.is_available() \
-            or dist.is_initialized():
-        return False
-    dist.init_process_group(backend='gloo')
-    print_log(
-        f'CPU-only torch: started the gloo process group (rank '
-        f'{dist.get_rank()} of {dist.get_world_size()})', logger='current')
-    return True
-
-
-def finalize_dist() -> None:
-    """Tear down the process group at the end of a tool.
-
-    Without it a gloo rank may abort at interpreter exit ("terminate called
-    without an active exception") after its work is done, failing the
-    launch with exit code -6.
-    """
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def prepare_cfg(args, default_work_dir_root: str = './work_dirs') -> Config:
-    """Load a config and apply mmdet's common flags.
-
-    Handles ``--cfg-options``, ``--work-dir`` (default
-    ``work_dirs/<config name>``), ``--launcher``, ``--amp`` and the SyncBN
-    adaptation. Raises FileNotFoundError for a missing config.
-    """
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config not found: {args.config!r}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if getattr(args, 'cfg_options', None):
-        cfg.merge_from_dict(args.cfg_options)
-    if getattr(args, 'work_dir', None):
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join(default_work_dir_root,
-                                osp.splitext(osp.basename(args.config))[0])
-    if getattr(args, 'amp', False):
-        optim = cfg.get('optim_wrapper', None)
-        if optim is not None:
-            if optim.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-                print_log('AMP is already enabled in the config',
-                          logger='current')
-            else:
-                optim.type = 'AmpOptimWrapper'
-                optim.loss_scale = 'dynamic'
-    adapt_sync_bn(cfg, args.launcher)
-    if init_cpu_dist(args.launcher):
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
-        # mmengine passes device_ids=[LOCAL_RANK], which DDP rejects for
-        # CPU modules; a wrapper config with device_ids=None takes priority
-        wrapper = cfg.get('model_wrapper_cfg') or dict(
-            type='MMDistributedDataParallel', broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-        wrapper['device_ids'] = None
-        cfg.model_wrapper_cfg = wrapper
-    return cfg
-
-
-def build_runner(cfg: Config):
-    """``Runner.from_cfg`` or the config's ``runner_type``."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)

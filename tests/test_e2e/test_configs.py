@@ -10,7 +10,8 @@ from mmengine.config import Config
 from mmdetnas.models.backbones import (DetNASShuffleNetV2,
                                        slice_supernet_state_dict)
 from mmdetnas.search import OFFICIAL_ARCHS, official_arch, save_arch_file
-from mmdetnas.utils.setup_env import prepare_cfg, register_all_modules
+from mmdetnas.utils.setup_env import register_all_modules
+from tools.common import prepare_cfg
 from tests.e2e_utils import ROOT
 
 CONFIGS = sorted(
@@ -123,19 +124,56 @@ def check_structural_space(cfg, n=4):
         assert [f.shape[1] for f in feats] == list(c.model.neck.in_channels)
 
 
+def check_modular_space(cfg, n=3):
+    """A few codes of the config's modular space build as detectors whose
+    neck takes the backbone's real output channels, and the init codes are
+    inside the space."""
+    import random
+
+    from mmdet.registry import MODELS
+    from mmdetnas.engine.structural_search import ModularSearch
+    c = cfg.copy()
+    c.work_dir = '/nonexistent'  # nothing is written
+    search = ModularSearch(c)
+    for code in cfg.modular_search.get('init', ()):
+        search.space.validate(code)
+    rng = random.Random(0)
+    for _ in range(n):
+        built = search.space.build_config(search.base,
+                                          search.space.random(rng))
+        model = MODELS.build(built.model).eval()
+        with torch.no_grad():
+            feats = model.backbone(torch.zeros(1, 3, 64, 64))
+        assert [f.shape[1] for f in feats] == list(
+            built.model.neck.in_channels)
+
+
 def check_smnas_config(cfg, model, stage):
     """SM-NAS configs train from scratch (SM-NAS Sec. 3): the structural
     search's base detector and the scratch recipe's detectors alike."""
     from mmdetnas.models.backbones import SMNASResNet
-    assert stage in ('structural', 'scratch')
+    assert stage in ('structural', 'scratch', 'modular')
     if stage == 'structural':
         check_structural_space(cfg)
         if 'coco' in cfg.filename:  # the original space: ImageNet weights
             return
-    if stage == 'scratch':
+    if stage in ('scratch', 'modular'):
         assert isinstance(model.backbone, SMNASResNet)
         assert list(cfg.model.neck.in_channels) == list(
             model.backbone.out_channels)
+    if stage == 'modular':
+        check_modular_space(cfg)
+    if '-bn_' in osp.basename(cfg.filename):
+        # the BatchNorm control of the from-scratch recipe: BN where the
+        # recipe has GN, plain convs, still no pre-trained weights
+        assert not any(isinstance(m, torch.nn.GroupNorm)
+                       for m in model.modules())
+        assert any(isinstance(m, torch.nn.BatchNorm2d)
+                   for m in model.backbone.modules())
+        assert any(isinstance(m, torch.nn.BatchNorm2d)
+                   for m in model.neck.modules())
+        assert cfg.model.backbone.init_cfg is None
+        return
     # no pre-trained weights anywhere, no frozen stages
     assert cfg.model.backbone.init_cfg is None
     assert 'Pretrained' not in cfg.pretty_text

@@ -294,7 +294,7 @@ def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
     from mmdetnas.engine.hooks.path_sampler_hook import PathSamplerHook
     from mmdetnas.engine.loops.evolution_search_loop import \
         EvolutionSearchLoop
-    from mmdetnas.utils.setup_env import build_runner
+    from tools.common import build_runner
     runner = build_runner(cfg)
     loop = runner.train_loop
     if not isinstance(loop, EvolutionSearchLoop):
@@ -417,7 +417,8 @@ def validate_checkpoint(args, opts: dict, arch_file: str, ckpt: str,
     was not logged (in this process, with the subnet config)."""
     from mmengine.config import Config
 
-    from mmdetnas.utils.setup_env import adapt_sync_bn, build_runner
+    from mmdetnas.utils.setup_env import adapt_sync_bn
+    from tools.common import build_runner
     cfg = Config.fromfile(args.subnet_config)
     cfg.merge_from_dict(opts)
     cfg.merge_from_dict({'model.backbone.arch': arch_file})
@@ -590,8 +591,8 @@ def write_outputs(args, space, archs, keys, arch_files, state, score_key,
 def main(argv=None):
     args = parse_args(argv)
     from mmdetnas.search import build_search_space, save_arch_file
-    from mmdetnas.utils.setup_env import (finalize_dist, prepare_cfg,
-                                          register_all_modules)
+    from mmdetnas.utils.setup_env import register_all_modules
+    from tools.common import finalize_dist, prepare_cfg
     register_all_modules()
     for what, path in (('supernet checkpoint', args.checkpoint),
                        ('subnet config', args.subnet_config),

@@ -1,0 +1,1 @@
+"""The command-line tools; ``tools.common`` is their shared start-up."""
