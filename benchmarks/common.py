@@ -18,7 +18,7 @@ import argparse
 import copy
 import datetime
 import gc
-import importlib.util
+import importlib
 import json
 import logging
 import math
@@ -523,20 +523,17 @@ def supernet_checkpoint(args, rep: 'Report', tmp: str) -> str:
 
 
 def load_tool(relpath: str):
-    """Import a script of ``tools/`` as a module."""
-    path = osp.join(ROOT, relpath)
-    name = '_bench_tool_' + osp.splitext(osp.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import a tool as a module of the ``tools`` package (e.g.
+    ``'tools/quickstart.py'`` -> ``tools.quickstart``)."""
+    return importlib.import_module(
+        osp.splitext(relpath)[0].replace('/', '.'))
 
 
 def export_subnet(src: str, arch, dst: str) -> str:
-    """Slice ``arch`` out of supernet checkpoint ``src`` with the project's
-    ``tools/model_converters/export_subnet.py``."""
-    tool = load_tool('tools/model_converters/export_subnet.py')
-    tool.export_subnet(src, list(arch), dst)
+    """Slice ``arch`` out of supernet checkpoint ``src``
+    (:func:`mmdetnas.search.export_subnet`)."""
+    from mmdetnas.search import export_subnet as export
+    export(src, list(arch), dst)
     return dst
 
 

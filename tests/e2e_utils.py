@@ -87,16 +87,12 @@ def make_tiny_imagenet(root: str, classes=('a', 'b'), per_class: int = 4,
 
 
 def load_tool(relpath: str):
-    """Import a script of ``tools/`` (e.g.
-    ``'dataset_converters/split_search_set.py'``) as a module, so its
-    functions and ``main(argv)`` can be called in-process."""
-    import importlib.util
-    path = osp.join(ROOT, 'tools', relpath)
-    name = '_tool_' + osp.splitext(osp.basename(relpath))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import a tool (e.g. ``'dataset_converters/split_search_set.py'``) as
+    a module of the ``tools`` package, so its functions and ``main(argv)``
+    can be called in-process."""
+    import importlib
+    return importlib.import_module(
+        'tools.' + osp.splitext(relpath)[0].replace('/', '.'))
 
 
 def run_tool(args: list, timeout: int = 600, check: bool = True):

@@ -8,6 +8,7 @@ from mmdetnas.spaces import (CHOICES, OFFICIAL_ARCHS, PRESETS, Arch,
                              load_arch_file, official_arch, parse_arch,
                              parse_arch_text, parse_code, plain_code,
                              resolve_arch, save_arch_file)
+from .export import export_subnet
 from .flops import arch_cost, arch_flops, count_macs
 from .modular import ModularSearchSpace
 from .ranking import (archs_from_candidates, kendall_tau, rank_report,
@@ -26,5 +27,5 @@ __all__ = [
     'rank_report', 'select_archs_in_flops_band', 'spearman_rho',
     'topk_overlap', 'ResNetCode', 'code_macs', 'format_code', 'parse_code',
     'plain_code', 'CodeLimits', 'random_code', 'ModularSearchSpace',
-    'StructuralSearchSpace'
+    'StructuralSearchSpace', 'export_subnet'
 ]
