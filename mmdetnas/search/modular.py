@@ -197,13 +197,13 @@ class ModularSearchSpace:
             ValueError: an invalid code (see :meth:`validate`); a base
                 config without ``model.backbone``.
         """
-        code: ResNetCode = parse_code(self.validate(genome))
+        backbone = self.backbone_config(genome)  # validates the code once
+        code: ResNetCode = parse_code(backbone['arch'])
         cfg = Config(copy.deepcopy(base._cfg_dict.to_dict()),
                      filename=base.filename)
         if cfg.get('model') is None or cfg.model.get('backbone') is None:
             raise ValueError('the modular search needs a base config with '
                              'model.backbone')
-        backbone = self.backbone_config(genome)
         cfg.model.backbone = backbone
         neck = cfg.model.get('neck')
         channels = [code.stage_channels[i] for i in backbone['out_indices']]

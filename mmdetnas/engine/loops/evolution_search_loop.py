@@ -484,10 +484,13 @@ class EvolutionSearchLoop(BaseLoop):
         return dict(metrics=metrics, calib_seconds=round(calib_s, 3),
                     eval_seconds=round(eval_s, 3))
 
-    def _make_record(self, arch: Arch, info: dict, scored: dict) -> dict:
+    def _make_record(self, arch: Arch, info: dict, scored: dict,
+                     offset: int = 0) -> dict:
+        """The record of ``arch``; ``offset``: its place after the records
+        so far (the ``j``-th candidate of a candidate-parallel batch)."""
         metrics = scored['metrics']
         return dict(
-            index=len(self.records), generation=self.generation,
+            index=len(self.records) + offset, generation=self.generation,
             arch=list(arch), arch_indices=arch_to_indices(arch, self.space),
             flops=int(info['flops']), params=int(info['params']),
             latency_ms=info.get('latency_ms'),
@@ -519,12 +522,10 @@ class EvolutionSearchLoop(BaseLoop):
                 raise RuntimeError(
                     f'rank {j} failed on candidate {list(archs[j])}: '
                     f"{res['error']}")
-        records = []
-        for j, (arch, info, res) in enumerate(zip(archs, infos, results)):
-            record = self._make_record(arch, info, res)
-            record['index'] += j
-            records.append(record)
-        return records
+        return [
+            self._make_record(arch, info, res, offset=j)
+            for j, (arch, info, res) in enumerate(zip(archs, infos, results))
+        ]
 
     def evaluate_candidate(self, arch: Arch) -> dict:
         """Score one candidate on the search split; call it on all ranks.
