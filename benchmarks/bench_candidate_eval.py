@@ -103,8 +103,8 @@ def build_test_runner(work_dir, sub_ckpt, arch, search_cfg):
     test set."""
     import copy
     from tools.common import build_runner, prepare_cfg
-    test_tool = common.load_tool('tools/test.py')
-    args = test_tool.parse_args([
+    from tools import test as test_cli
+    args = test_cli.parse_args([
         common.SUBNET_CFG, sub_ckpt, '--work-dir',
         osp.join(work_dir, 'test_' + common.arch_label(arch))
     ])

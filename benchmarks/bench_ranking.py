@@ -153,7 +153,7 @@ def rank_with_seed(args, wd, ckpt, seed, log) -> dict:
 def compare_search_tasks(args, wd, report, log) -> None:
     """Classification-searched vs detection-searched subnet (see the module
     docstring); adds a table to ``report``."""
-    qs = common.load_tool('tools/quickstart.py')
+    from tools import quickstart as qs
     from mmdetnas.search import PRESETS, arch_flops, load_arch_file
     qd = args.quickstart_dir
     seed = [f'randomness.seed={args.quickstart_seed}']

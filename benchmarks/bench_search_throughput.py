@@ -9,6 +9,8 @@ num_crossover=0 calib_iters=1``. Seconds come from ``candidates.jsonl``
 (``calib_seconds + eval_seconds`` per candidate) and from the wall time of
 the whole command (process start-up, checkpoint loading and outputs
 included). Scaling efficiency = throughput(2) / (2 x throughput(1)).
+Target (candidate-parallel mode): scaling efficiency >= 0.9 by the loop's
+candidates per hour (sum of calib + eval seconds), identical results.
 
 Every process runs with ``OMP_NUM_THREADS`` = ``--threads`` (default 1), so
 on a 2-core machine the 2-process run uses both cores and the 1-process run
@@ -203,8 +205,20 @@ def run(args, device, rep, tmp):
         ])
         rep.data['efficiency'] = eff
         rep.headline(f'scaling efficiency {n2} vs 1 process (median '
-                     'candidates/hour; no numeric target)',
-                     eff['median_cph'])
+                     'candidates/hour)', eff['median_cph'])
+        rep.headline(f'scaling efficiency {n2} vs 1 process (loop total '
+                     'candidates/hour)', eff['loop_cph'])
+        if args.parallel == 'candidate':
+            # issue #11: candidates per hour of the search loop (process
+            # start-up, a fixed cost of every run, is in the wall column)
+            good = eff['loop_cph'] >= 0.9
+            rep.verdict(
+                f'scaling efficiency >= 0.9 at {n2} processes (loop total '
+                'candidates/hour)', eff['loop_cph'], good,
+                '' if good else
+                f"eval speed-up x{eval_speedup:.2f} and calib speed-up "
+                f"x{calib_speedup:.2f} per candidate with {n2} processes "
+                'running at once')
         rep.headline(f'scaling efficiency {n2} vs 1 process (wall time)',
                      eff['wall_cph'])
         # same candidates, same scores with 1 and n2 processes

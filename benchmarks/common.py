@@ -18,7 +18,6 @@ import argparse
 import copy
 import datetime
 import gc
-import importlib
 import json
 import logging
 import math
@@ -520,13 +519,6 @@ def supernet_checkpoint(args, rep: 'Report', tmp: str) -> str:
              '(benchmarks/common.py make_supernet_checkpoint); pass '
              '--supernet-ckpt for a trained one')
     return make_supernet_checkpoint(osp.join(tmp, 'supernet.pth'))
-
-
-def load_tool(relpath: str):
-    """Import a tool as a module of the ``tools`` package (e.g.
-    ``'tools/quickstart.py'`` -> ``tools.quickstart``)."""
-    return importlib.import_module(
-        osp.splitext(relpath)[0].replace('/', '.'))
 
 
 def export_subnet(src: str, arch, dst: str) -> str:

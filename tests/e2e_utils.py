@@ -86,15 +86,6 @@ def make_tiny_imagenet(root: str, classes=('a', 'b'), per_class: int = 4,
     return root
 
 
-def load_tool(relpath: str):
-    """Import a tool (e.g. ``'dataset_converters/split_search_set.py'``) as
-    a module of the ``tools`` package, so its functions and ``main(argv)``
-    can be called in-process."""
-    import importlib
-    return importlib.import_module(
-        'tools.' + osp.splitext(relpath)[0].replace('/', '.'))
-
-
 def run_tool(args: list, timeout: int = 600, check: bool = True):
     """Run ``python tools/...`` like a user, in the repository root."""
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')

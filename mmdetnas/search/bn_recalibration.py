@@ -164,7 +164,8 @@ def calibration_bn_forward(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
     f = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
          else bn.momentum)
     bn.running_mean.mul_(1 - f).add_(mean, alpha=f)
-    bn.running_var.mul_(1 - f).add_(var * (n / (n - 1)), alpha=f)
+    unbiased = var * (n / (n - 1))
+    bn.running_var.mul_(1 - f).add_(unbiased, alpha=f)
     return F.batch_norm(x, mean, var, bn.weight, bn.bias, False, 0.0,
                         bn.eps)
 
@@ -203,8 +204,10 @@ def recalibrate_bn(model: nn.Module, dataset: Dataset, collate_fn: Callable,
     generators seeded by ``seed`` and restored afterwards, so every rank
     and every call with the same ``seed`` computes the same statistics and
     the process's random sequences are left untouched. The BN layers run
-    :func:`calibration_bn_forward` (SyncBN layers locally). The model must be unwrapped (no DDP) and its path already
-    active; it is left in eval mode.
+    :func:`calibration_bn_forward` (SyncBN layers locally), whatever their
+    ``training`` flag (a ``norm_eval`` backbone is recalibrated too). The
+    model must be unwrapped (no DDP) and its path already active; it is
+    left in eval mode.
 
     Args:
         model (nn.Module): an mmengine model with ``data_preprocessor`` and

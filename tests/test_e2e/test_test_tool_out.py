@@ -9,8 +9,9 @@ import torch
 from mmengine.config import Config
 
 from mmdetnas.utils.setup_env import register_all_modules
-from tests.e2e_utils import (ROOT, coco_options, load_tool, make_tiny_coco,
+from tests.e2e_utils import (ROOT, coco_options, make_tiny_coco,
                              run_tool)
+from tools import test as test_cli
 
 SUBNET = (
     'configs/quickstart/'
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 def _cfg(coco):
     """The config tools/test.py builds with the same --cfg-options."""
-    tool = load_tool('test.py')
+    tool = test_cli
     args = tool.parse_args([SUBNET, 'x.pth', '--cfg-options',
                             *coco_options(coco)])
     cfg = Config.fromfile(osp.join(ROOT, SUBNET))
@@ -86,7 +87,7 @@ def test_out_dumps_the_predictions(tmp_path):
 
 
 def test_out_must_be_a_pickle(tmp_path):
-    tool = load_tool('test.py')
+    tool = test_cli
     ckpt = tmp_path / 'c.pth'
     torch.save({}, ckpt)
     with pytest.raises(ValueError, match='.pkl'):

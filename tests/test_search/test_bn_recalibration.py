@@ -53,6 +53,27 @@ def test_running_stats_are_the_average_of_the_batch_stats():
     assert bn.momentum == 0.1  # restored
 
 
+def test_norm_eval_backbone_is_recalibrated_in_train_mode():
+    """A backbone that keeps its BN layers in eval mode while training
+    (``norm_eval``) still gets batch statistics, as with norm_eval off:
+    a recalibration must not normalise with the statistics it resets."""
+    stats = []
+    for norm_eval in (False, True):
+        torch.manual_seed(0)
+        model = ImageClassifier(
+            backbone=dict(type='mmdetnas.DetNASShuffleNetV2',
+                          arch='COCO-FPN-300M', out_indices=(3, ),
+                          norm_eval=norm_eval),
+            num_classes=2)
+        recalibrate_bn(model, ToyDataset(), pseudo_collate, 2, 4, seed=0)
+        stats.append(bn_stats(model))
+    assert stats[0].keys() == stats[1].keys()
+    for k, (mean, var, n) in stats[0].items():
+        assert n == 2 == stats[1][k][2], k
+        assert torch.equal(mean, stats[1][k][0]), k
+        assert torch.equal(var, stats[1][k][1]), k
+
+
 def test_recalibration_is_seeded_by_the_architecture():
     model = ImageClassifier(
         backbone=dict(type='mmdetnas.DetNASShuffleNetV2',

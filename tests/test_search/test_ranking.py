@@ -19,7 +19,8 @@ from mmdetnas.search import (PRESETS, arch_cost, archs_from_candidates,
                              select_archs_in_flops_band, spearman_rho,
                              topk_overlap)
 from mmdetnas.search.evolution import random_arch
-from tests.e2e_utils import load_tool
+from tools.analysis_tools import \
+    ranking_correlation as ranking_correlation_tool
 
 SPACE = PRESETS['300M']
 BAND = (270e6, 300e6)
@@ -257,7 +258,7 @@ def test_archs_from_candidates_errors(tmp_path):
 # -------------------------------------------- the tool's resume logic
 @pytest.fixture(scope='module')
 def tool():
-    return load_tool('analysis_tools/ranking_correlation.py')
+    return ranking_correlation_tool
 
 
 class FakeTrainer:

@@ -14,7 +14,11 @@ from mmengine.config import Config
 from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.search import PRESETS, arch_cost, official_arch
 from mmdetnas.utils.setup_env import register_all_modules
-from tests.e2e_utils import ROOT, load_tool, run_tool
+from tests.e2e_utils import ROOT, run_tool
+from tools.analysis_tools import get_flops as get_flops_tool
+from tools.analysis_tools import \
+    ranking_correlation as ranking_correlation_tool
+from tools.model_converters import export_subnet as export_subnet_tool
 
 QS = 'configs/quickstart'
 DET_SUPERNET = (
@@ -32,7 +36,7 @@ ARCH = tuple(KSPACE.choices[i] for i in IDX)
 @pytest.fixture(scope='module')
 def flops_tool():
     register_all_modules()
-    return load_tool('analysis_tools/get_flops.py')
+    return get_flops_tool
 
 
 def _params(module):
@@ -133,7 +137,7 @@ def test_get_flops_bad_arch(flops_tool, capsys):
 
 # ------------------------------------------------------ export_subnet.py
 def test_export_subnet_comma_separated_arch(tmp_path, capsys):
-    tool = load_tool('model_converters/export_subnet.py')
+    tool = export_subnet_tool
     supernet = DetNASShuffleNetV2()
     ckpt = tmp_path / 'supernet.pth'
     torch.save(dict(state_dict=supernet.state_dict()), ckpt)
@@ -156,7 +160,7 @@ def test_export_subnet_comma_separated_arch(tmp_path, capsys):
 
 # ------------------------------------------------ ranking_correlation.py
 def test_ranking_tool_arch_arguments(capsys):
-    tool = load_tool('analysis_tools/ranking_correlation.py')
+    tool = ranking_correlation_tool
     space = PRESETS['300M']
     retina = official_arch('COCO-RetinaNet-300M')[1]
     text = ','.join(str(space.choices.index(c)) for c in retina)

@@ -13,22 +13,26 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.e2e_utils import load_tool
+from tools.dataset_converters import \
+    prepare_fashion_mnist as prepare_fashion_mnist_tool
+from tools.dataset_converters import \
+    prepare_neon_trees as prepare_neon_trees_tool
+from tools.dataset_converters import split_search_set as split_search_set_tool
 
 
 @pytest.fixture(scope='module')
 def split_tool():
-    return load_tool('dataset_converters/split_search_set.py')
+    return split_search_set_tool
 
 
 @pytest.fixture(scope='module')
 def neon_tool():
-    return load_tool('dataset_converters/prepare_neon_trees.py')
+    return prepare_neon_trees_tool
 
 
 @pytest.fixture(scope='module')
 def fashion_tool():
-    return load_tool('dataset_converters/prepare_fashion_mnist.py')
+    return prepare_fashion_mnist_tool
 
 
 # --------------------------------------------------------- split_search_set

@@ -10,7 +10,10 @@ import torch
 from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.search import (OFFICIAL_ARCHS, PRESETS, arch_cost,
                              arch_to_indices, load_arch_file)
-from tests.e2e_utils import ROOT, load_tool
+from tests.e2e_utils import ROOT
+from tools.model_converters import \
+    detnas_to_mmdetnas as detnas_to_mmdetnas_tool
+from tools.model_converters import export_subnet as export_subnet_tool
 
 # the reference key layout (names and shapes of the official backbones and
 # the 300M supernet, read from megvii-model/DetNAS checkpoints)
@@ -26,7 +29,7 @@ def _read(path):
 # ------------------------------------------------------------ export_subnet
 @pytest.fixture(scope='module')
 def export_tool():
-    return load_tool('model_converters/export_subnet.py')
+    return export_subnet_tool
 
 
 def _supernet_checkpoint(path):
@@ -115,7 +118,7 @@ REFERENCE_PREFIX = 'module.backbone.body.'
 
 @pytest.fixture(scope='module')
 def convert_tool():
-    return load_tool('model_converters/detnas_to_mmdetnas.py')
+    return detnas_to_mmdetnas_tool
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,7 @@
 """The quickstart's multi-seed summary (``tools/quickstart.py --seeds``)."""
 import argparse
 
-from tests.e2e_utils import load_tool
+from tools import quickstart as quickstart_tool
 
 A3 = ('shuffle_3x3', ) * 20
 A5 = ('shuffle_5x5', ) + ('shuffle_3x3', ) * 19
@@ -17,7 +17,7 @@ def _rows(searched, baseline):
 
 
 def test_seeds_summary_mean_sd_and_wins(tmp_path):
-    qs = load_tool('quickstart.py')
+    qs = quickstart_tool
     per_seed = {0: _rows(0.30, 0.20), 1: _rows(0.10, 0.20),
                 2: _rows(0.20, 0.20)}
     qs.write_seeds_summary(str(tmp_path), per_seed,
@@ -38,7 +38,7 @@ def test_seeds_summary_mean_sd_and_wins(tmp_path):
 
 
 def test_missing_test_metric_counts_as_zero(tmp_path):
-    qs = load_tool('quickstart.py')
+    qs = quickstart_tool
     qs.write_seeds_summary(str(tmp_path), {0: _rows(None, 0.05)},
                            argparse.Namespace(tiny=True))
     text = (tmp_path / 'seeds_summary.md').read_text()
@@ -51,7 +51,7 @@ def test_seeds_study_collects_finished_runs(tmp_path, monkeypatch):
     """Seeds whose work dir holds a finished run are collected, not run
     again (a killed study resumes; seeds run in parallel are gathered)."""
     import json
-    qs = load_tool('quickstart.py')
+    qs = quickstart_tool
     ran = []
     monkeypatch.setattr(qs, 'run_pipeline',
                         lambda a: ran.append(a.seed) or list(
