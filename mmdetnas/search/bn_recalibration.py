@@ -175,10 +175,14 @@ def _calibration_bn(bns: Sequence[_BatchNorm]) -> Iterator[None]:
     """Run the BN layers ``bns`` with :func:`calibration_bn_forward` inside
     the block (SyncBN layers included: a recalibration has no cross-rank
     collective, every rank sees the whole calibration set or a candidate of
-    its own). Layers without running statistics keep their forward."""
-    patched = [m for m in bns if m.track_running_stats]
+    its own). Layers without running statistics keep their own batch
+    normalisation (SyncBN ones as local BN)."""
+    patched = [m for m in bns
+               if m.track_running_stats or isinstance(m, nn.SyncBatchNorm)]
     for m in patched:
-        m.forward = types.MethodType(calibration_bn_forward, m)
+        m.forward = types.MethodType(
+            calibration_bn_forward if m.track_running_stats else
+            _BatchNorm.forward, m)
     try:
         yield
     finally:

@@ -74,6 +74,26 @@ def test_norm_eval_backbone_is_recalibrated_in_train_mode():
         assert torch.equal(var, stats[1][k][1]), k
 
 
+def test_sync_bn_layers_are_recalibrated_locally_like_bn():
+    torch.manual_seed(0)
+    model = ImageClassifier(
+        backbone=dict(type='mmdetnas.DetNASShuffleNetV2',
+                      arch='COCO-FPN-300M', out_indices=(3, )),
+        num_classes=2)
+    sync = torch.nn.SyncBatchNorm.convert_sync_batchnorm(
+        copy.deepcopy(model))
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in sync.modules())
+    for m in (model, sync):
+        recalibrate_bn(m, ToyDataset(), pseudo_collate, 2, 4, seed=0)
+    want, got = bn_stats(model), bn_stats(sync)
+    assert want.keys() == got.keys()
+    for k in want:
+        assert torch.equal(want[k][0], got[k][0]), k
+        assert torch.equal(want[k][1], got[k][1]), k
+    # forwards restored: the layers are SyncBN again outside the block
+    assert all('forward' not in vars(m) for m in sync.modules())
+
+
 def test_recalibration_is_seeded_by_the_architecture():
     model = ImageClassifier(
         backbone=dict(type='mmdetnas.DetNASShuffleNetV2',
