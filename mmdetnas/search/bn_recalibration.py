@@ -143,7 +143,8 @@ def calibration_bn_forward(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
         bn (_BatchNorm): a BN layer with ``track_running_stats``.
         x (Tensor): input of shape ``(N, C, *)`` (BN1d ``(N, C)``, BN2d
             ``(N, C, H, W)``, BN3d ``(N, C, D, H, W)``), with more than one
-            value per channel.
+            value per channel, or empty (``N = 0``: returned as is, the
+            statistics unchanged, the batch counted, as torch does).
 
     Returns:
         Tensor: the normalised input, shape of ``x``.
@@ -152,6 +153,9 @@ def calibration_bn_forward(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
         ValueError: a single value per channel (as train-mode BN).
     """
     c = x.shape[1]
+    if x.numel() == 0:  # as torch: counted, statistics unchanged
+        bn.num_batches_tracked.add_(1)
+        return x.clone()
     v = x.reshape(x.shape[0], c, -1)
     n = v.shape[0] * v.shape[2]
     if n < 2:

@@ -141,6 +141,14 @@ def test_calibration_forward_equals_the_native_train_mode_bn(
     assert torch.allclose(ours.running_var, ref.running_var, rtol=1e-4)
     with pytest.raises(ValueError, match=r'\(1, 4\)'):
         calibration_bn_forward(torch.nn.BatchNorm1d(4), torch.ones(1, 4))
+    # an empty batch (e.g. a head with no RoI): what torch's BN does
+    ref, ours = bn_type(c, momentum=None), bn_type(c, momentum=None)
+    empty = torch.zeros((0, ) + tuple(shape[1:]))
+    with torch.no_grad():
+        want, got = ref(empty), calibration_bn_forward(ours, empty)
+    assert got.shape == want.shape
+    for name, buf in ref.named_buffers():
+        assert torch.equal(getattr(ours, name), buf), name
 
 
 # --------------------------------------------------------------- detectors
