@@ -269,6 +269,33 @@ def recalibrate_bn(model: nn.Module, dataset: Dataset, collate_fn: Callable,
     return time.time() - t0
 
 
+def dataloader_batch_size(dataloader) -> int:
+    """Images per batch of a dataloader, also when a batch sampler sets it
+    (mmdet's ``AspectRatioBatchSampler`` of the stock configs: then
+    ``DataLoader.batch_size`` is ``None``).
+
+    Args:
+        dataloader (DataLoader): a built dataloader.
+
+    Returns:
+        int: the batch size.
+
+    Raises:
+        ValueError: neither the dataloader nor its batch sampler has one.
+    """
+    size = getattr(dataloader, 'batch_size', None)
+    if size is None:
+        size = getattr(getattr(dataloader, 'batch_sampler', None),
+                       'batch_size', None)
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(
+            'cannot tell the batch size of the dataloader (batch_size '
+            f'{getattr(dataloader, "batch_size", None)!r}, batch sampler '
+            f'{type(getattr(dataloader, "batch_sampler", None)).__name__} '
+            'without a batch_size): set calib_batch_size')
+    return size
+
+
 def recalibrate_path_bn(model: nn.Module, dataloader, arch: Sequence[str],
                         num_batches: int, batch_size: Optional[int] = None,
                         seed: int = 0, scope: str = 'auto') -> float:
@@ -286,7 +313,7 @@ def recalibrate_path_bn(model: nn.Module, dataloader, arch: Sequence[str],
         arch (Sequence[str]): the active architecture.
         num_batches (int): forward passes.
         batch_size (int, optional): images per pass (default: the
-            dataloader's batch size).
+            dataloader's batch size, see :func:`dataloader_batch_size`).
         seed (int): base seed (the search's ``seed``; 0 in the hook unless
             configured).
         scope (str): see :func:`bn_forward_parts`.
@@ -295,8 +322,10 @@ def recalibrate_path_bn(model: nn.Module, dataloader, arch: Sequence[str],
         float: seconds spent.
 
     Raises:
-        ValueError: unknown ``scope``.
+        ValueError: unknown ``scope``; no ``batch_size`` given and none
+            found in the dataloader.
     """
     return recalibrate_bn(model, dataloader.dataset, dataloader.collate_fn,
-                          num_batches, batch_size or dataloader.batch_size,
+                          num_batches,
+                          batch_size or dataloader_batch_size(dataloader),
                           arch_seed(arch, seed), scope)

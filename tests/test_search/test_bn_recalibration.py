@@ -15,7 +15,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdetnas.search.bn_recalibration import (arch_seed, bn_forward_parts,
                                               calibration_bn_forward,
-                                              recalibrate_bn)
+                                              dataloader_batch_size,
+                                              recalibrate_bn,
+                                              recalibrate_path_bn)
 
 
 class ToyDataset(torch.utils.data.Dataset):
@@ -149,6 +151,47 @@ def test_calibration_forward_equals_the_native_train_mode_bn(
     assert got.shape == want.shape
     for name, buf in ref.named_buffers():
         assert torch.equal(getattr(ours, name), buf), name
+
+
+def test_batch_size_of_stock_mmdet_dataloaders():
+    """mmdet's stock configs batch with ``AspectRatioBatchSampler``: the
+    DataLoader's own ``batch_size`` is then ``None``."""
+    from mmdet.datasets.samplers import AspectRatioBatchSampler
+    from mmengine.dataset import DefaultSampler
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+    class Shaped(ToyDataset):
+        def get_data_info(self, i):
+            return dict(width=32, height=32 if i % 2 else 40)
+
+    ds = Shaped()
+    plain = DataLoader(ds, batch_size=3, collate_fn=pseudo_collate)
+    stock = DataLoader(
+        ds, collate_fn=pseudo_collate,
+        batch_sampler=AspectRatioBatchSampler(
+            DefaultSampler(ds, shuffle=False), batch_size=4))
+    assert plain.batch_size == 3 and dataloader_batch_size(plain) == 3
+    assert stock.batch_size is None and dataloader_batch_size(stock) == 4
+
+    class NoSize(BatchSampler):
+        def __init__(self):
+            super().__init__(SequentialSampler(ds), 2, False)
+            del self.batch_size
+
+    odd = DataLoader(ds, batch_sampler=NoSize(), collate_fn=pseudo_collate)
+    with pytest.raises(ValueError, match='calib_batch_size'):
+        dataloader_batch_size(odd)
+    # the hook's entry point recalibrates with the sampler's batch size
+    model = ImageClassifier(
+        backbone=dict(type='mmdetnas.DetNASShuffleNetV2',
+                      arch='COCO-FPN-300M', out_indices=(3, )),
+        num_classes=2)
+    sizes = []
+    h = model.backbone.register_forward_pre_hook(
+        lambda m, a: sizes.append(a[0].shape[0]))
+    recalibrate_path_bn(model, stock, ('a', ), num_batches=2)
+    h.remove()
+    assert sizes == [4, 4]
 
 
 # --------------------------------------------------------------- detectors

@@ -38,7 +38,8 @@ from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
 from mmdetnas.engine.hooks.search_outputs_hook import SearchOutputsHook
 from mmdetnas.registry import LOOPS
 from mmdetnas.spaces.arch import Arch, arch_to_indices, resolve_arch
-from mmdetnas.search.bn_recalibration import SCOPES, recalibrate_path_bn
+from mmdetnas.search.bn_recalibration import (SCOPES, dataloader_batch_size,
+                                              recalibrate_path_bn)
 from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.evolution import crossover, mutate, random_arch
@@ -436,7 +437,7 @@ class EvolutionSearchLoop(BaseLoop):
         val_loop = self.runner.val_loop
         dl = val_loop.dataloader
         loader = torch.utils.data.DataLoader(
-            dl.dataset, batch_size=dl.batch_size, shuffle=False,
+            dl.dataset, batch_size=dataloader_batch_size(dl), shuffle=False,
             num_workers=dl.num_workers, collate_fn=dl.collate_fn)
         model = self._model()
         model.eval()
