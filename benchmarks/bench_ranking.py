@@ -4,7 +4,7 @@
         [--work-dir work_dirs/bench_ranking] [--num-archs 10]
         [--band 272e6 284e6] [--seeds 0 1] [--supernet-iters 300]
         [--standalone-iters 600] [--num-train 6000] [--num-val 5000]
-        [--jobs 2] [--supernet-ckpt PATH]
+        [--jobs 2] [--supernet-seeds 0 1] [--supernet-ckpt PATH ...]
 
 Method, on Fashion-MNIST (classification, the stage-1 supernet of the
 quickstart; the cheapest place on a CPU where stand-alone training of 10+
@@ -17,8 +17,10 @@ binomial standard error of a single measurement (1.4 points at 70%); on
 5000 it is 0.65. Every stage below reads that copy:
 
 1. train the weight-entangled classification supernet of the quickstart
-   (``tools/train.py``, ``--supernet-iters`` iterations; or reuse
-   ``--supernet-ckpt``);
+   (``tools/train.py``, ``--supernet-iters`` iterations), once per seed of
+   ``--supernet-seeds`` (or reuse ``--supernet-ckpt``, one checkpoint per
+   supernet); the first supernet is *the* supernet of the target, the others
+   measure how much the supernet's ranking depends on its training seed;
 2. pick ``--num-archs`` architectures spread evenly over a *narrow* band of
    backbone FLOPs (default 272-284M MACs, about 4%: size cannot explain the
    ranking) with the ranking tool
@@ -34,7 +36,10 @@ binomial standard error of a single measurement (1.4 points at 70%); on
    backbone FLOPs and of params against the stand-alone top-1 (mean over the
    seeds), and the seed-to-seed Kendall tau of stand-alone training (the noise
    ceiling: no predictor can be expected to agree with stand-alone training
-   better than stand-alone training agrees with itself).
+   better than stand-alone training agrees with itself), with the two-sided
+   p-value of each tau; the same for every further supernet, for the mean
+   of the supernets' scores, and the supernet seed-to-seed Kendall tau (how
+   far the supernet's own ranking is repeatable).
 
 Target (issue): supernet tau >= 0.4 and above both proxies. A miss is
 reported as a result.
@@ -89,7 +94,12 @@ def parse_args(argv=None):
                    'top-1)')
     p.add_argument('--jobs', type=int, default=2,
                    help='seeds trained at once (one process each)')
-    p.add_argument('--supernet-ckpt', help='reuse a trained supernet')
+    p.add_argument('--supernet-seeds', type=int, nargs='+', default=[0, 1],
+                   help='one supernet per seed; the first is scored '
+                   'against the target, the others measure the supernet '
+                   'seed-to-seed ranking')
+    p.add_argument('--supernet-ckpt', nargs='+',
+                   help='reuse trained supernets (one per supernet seed)')
     p.add_argument('--quickstart-dir',
                    help='a finished quickstart run: also compare searching '
                    'on classification vs on detection')
@@ -115,14 +125,6 @@ def ensure_fashion_mnist(num_train: int, num_val: int) -> str:
     return root
 
 
-def data_options(root: str) -> list:
-    """``--cfg-options`` pointing every dataloader of the quickstart
-    classification configs at ``root``."""
-    return [f'{dl}.dataset.data_root={root}/'
-            for dl in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader')]
-
-
 def run(cmd, log):
     print('$ ' + ' '.join(cmd), flush=True)
     with open(log, 'a') as f:
@@ -135,29 +137,34 @@ def run(cmd, log):
                            f'{log}:\n{tail}')
 
 
-def train_supernet(args, wd, log) -> str:
+def train_supernets(args, wd, log) -> list:
+    """``[(label, checkpoint)]``: one supernet per ``--supernet-seeds``
+    (the first in ``wd/supernet``, the others in ``wd/supernet_seed_S``),
+    or the ``--supernet-ckpt`` checkpoints."""
     if args.supernet_ckpt:
-        return args.supernet_ckpt
+        return [(f'checkpoint {i}', c)
+                for i, c in enumerate(args.supernet_ckpt)]
     n = args.supernet_iters
-    ckpt = osp.join(wd, 'supernet', f'iter_{n}.pth')
-    if not osp.isfile(osp.join(common.ROOT, ckpt)):
-        run([
-            sys.executable, 'tools/train.py', SUPERNET_CFG, '--work-dir',
-            osp.join(wd, 'supernet'), '--cfg-options',
-            f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}',
-            f'default_hooks.checkpoint.interval={n}',
-            f'param_scheduler.0.end={n}', *args.data_opts
-        ], log)
-    return ckpt
+    out = []
+    for i, seed in enumerate(args.supernet_seeds):
+        sdir = osp.join(wd, 'supernet' if i == 0 else f'supernet_seed_{seed}')
+        ckpt = osp.join(sdir, f'iter_{n}.pth')
+        if not osp.isfile(osp.join(common.ROOT, ckpt)):
+            run([
+                sys.executable, 'tools/train.py', SUPERNET_CFG, '--work-dir',
+                sdir, '--cfg-options', f'randomness.seed={seed}',
+                f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}',
+                f'default_hooks.checkpoint.interval={n}',
+                f'param_scheduler.0.end={n}', *args.data_opts
+            ], log)
+        out.append((f'seed {seed}', ckpt))
+    return out
 
 
-def rank_with_seed(args, wd, ckpt, seed, log) -> dict:
-    """One ranking-tool run; adds ``wall_seconds`` (of this call) and
-    ``supernet_seconds`` (BN recalibration + evaluation, all archs)."""
+def tool_command(args, ckpt, out, seed) -> list:
+    """The ranking tool's command line for one stand-alone seed."""
     n = args.standalone_iters
-    out = osp.join(wd, f'seed_{seed}')
-    t0 = time.time()
-    run([
+    return [
         sys.executable, TOOL, SEARCH_CFG, ckpt, '--subnet-config',
         SUBNET_CFG, '--work-dir', out, '--num-archs',
         str(args.num_archs), '--flops-band', str(args.band[0]),
@@ -168,7 +175,26 @@ def rank_with_seed(args, wd, ckpt, seed, log) -> dict:
         f'train_cfg.val_interval={n}',
         f'default_hooks.checkpoint.interval={n}',
         f'param_scheduler.0.end={n}', *args.data_opts
-    ], log)
+    ]
+
+
+def supernet_scores_only(args, ckpt, out, log) -> dict:
+    """Scores of a further supernet for the same architectures: the ranking
+    tool's stage A alone (``--print-commands`` stops before training);
+    ``{arch key: score}``."""
+    run(tool_command(args, ckpt, out, args.seeds[0]) + ['--print-commands'],
+        log)
+    with open(osp.join(common.ROOT, out, 'ranking_state.json')) as f:
+        state = json.load(f)
+    return {k: v['score'] for k, v in state['supernet'].items()}
+
+
+def rank_with_seed(args, wd, ckpt, seed, log) -> dict:
+    """One ranking-tool run; adds ``wall_seconds`` (of this call) and
+    ``supernet_seconds`` (BN recalibration + evaluation, all archs)."""
+    out = osp.join(wd, f'seed_{seed}')
+    t0 = time.time()
+    run(tool_command(args, ckpt, out, seed), log)
     wall = time.time() - t0
     with open(osp.join(common.ROOT, out, 'ranking.json')) as f:
         result = json.load(f)
@@ -260,13 +286,15 @@ def main(argv=None):
         'supernet vs stand-alone training, narrow FLOPs band)', env,
         args.smoke)
     from mmdetnas.search.ranking import kendall_tau, rank_report
+    from tools.common import data_root_options
     wd = args.work_dir
     os.makedirs(osp.join(common.ROOT, wd), exist_ok=True)
     log = osp.join(common.ROOT, wd, 'bench.log')
     data_root = ensure_fashion_mnist(args.num_train, args.num_val)
-    args.data_opts = data_options(data_root)
+    args.data_opts = data_root_options(data_root)
     t0 = time.time()
-    ckpt = train_supernet(args, wd, log)
+    supernets = train_supernets(args, wd, log)
+    ckpt = supernets[0][1]
     # one log per seed: the seeds may run at once
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
@@ -285,10 +313,28 @@ def main(argv=None):
     mean_alone = [sum(alone[s][i] for s in args.seeds) / len(args.seeds)
                   for i in range(len(keys))]
     sup = [a['supernet_score'] for a in first['archs']]
+    # the further supernets score the same architectures (stage A only)
+    more_sup = {}
+    for i, (label, c) in enumerate(supernets[1:], 1):
+        scores = supernet_scores_only(
+            args, c, osp.join(wd, f'supernet_{i}_scores'), log)
+        more_sup[label] = [scores[k] for k in keys]
+    sup_by = {supernets[0][0]: sup, **more_sup}
     flops = [a['flops'] for a in first['archs']]
     params = [a['params'] for a in first['archs']]
-    rep = rank_report(sup, mean_alone, dict(flops=flops, params=params),
-                      k=min(3, len(keys)))
+    proxies = {}
+    for label, v in more_sup.items():
+        proxies[f'supernet {label}'] = v
+    if more_sup:
+        proxies['supernet, mean of all'] = [
+            sum(v[i] for v in sup_by.values()) / len(sup_by)
+            for i in range(len(keys))]
+    proxies.update(flops=flops, params=params)
+    rep = rank_report(sup, mean_alone, proxies, k=min(3, len(keys)))
+    sup_ceilings = [
+        kendall_tau(a, b) for i, a in enumerate(sup_by.values())
+        for b in list(sup_by.values())[i + 1:]
+    ]
     ceilings = [
         kendall_tau(alone[a], alone[b]) for i, a in enumerate(args.seeds)
         for b in args.seeds[i + 1:]
@@ -297,18 +343,21 @@ def main(argv=None):
     for i, a in enumerate(first['archs']):
         rows.append([
             ''.join(map(str, a['arch_indices'])), f"{flops[i] / 1e6:.1f}",
-            f"{params[i] / 1e6:.3f}", f'{sup[i]:.1f}',
+            f"{params[i] / 1e6:.3f}", *[f'{v[i]:.1f}'
+                                        for v in sup_by.values()],
             *[f'{alone[s][i]:.1f}' for s in args.seeds],
             f'{mean_alone[i]:.2f}'
         ])
     report.table(
         ['architecture (0=3x3, 1=5x5, 2=7x7)', 'FLOPs (MMACs)',
-         'params (M)', 'supernet top-1', *[f'stand-alone top-1 seed {s}'
-                                           for s in args.seeds],
+         'params (M)', *[f'supernet top-1 ({label})' for label in sup_by],
+         *[f'stand-alone top-1 seed {s}' for s in args.seeds],
          'stand-alone mean'], rows,
         caption=f'{len(keys)} architectures in [{args.band[0] / 1e6:.0f}M, '
-        f'{args.band[1] / 1e6:.0f}M] MACs; supernet {ckpt} '
-        f'({args.supernet_iters} iterations); stand-alone '
+        f'{args.band[1] / 1e6:.0f}M] MACs; supernet(s) '
+        f"{', '.join(c for _, c in supernets)} "
+        f'({args.supernet_iters} iterations; the first is "supernet" '
+        'below); stand-alone '
         f'{args.standalone_iters} iterations from scratch per seed; '
         f'Fashion-MNIST {args.num_train} training / {args.num_val} '
         f'validation images ({data_root}); {args.jobs} seed(s) trained at '
@@ -318,16 +367,22 @@ def main(argv=None):
         return 'nan' if v != v else f'{v:.3f}'
 
     report.table(
-        ['predictor', 'Kendall tau', 'Spearman rho', 'top-3 overlap'],
-        [[name, f(m['tau']), f(m['rho']), f(m['topk'])]
+        ['predictor', 'Kendall tau', 'p (tau = 0)', 'Spearman rho',
+         'top-3 overlap'],
+        [[name, f(m['tau']), f(m['tau_p']), f(m['rho']), f(m['topk'])]
          for name, m in rep.items()] +
         [['stand-alone seed vs seed (noise ceiling)',
-          ', '.join(f(c) for c in ceilings), '', '']],
+          ', '.join(f(c) for c in ceilings), '', '', '']] +
+        ([['supernet vs supernet (training seed)',
+           ', '.join(f(c) for c in sup_ceilings), '', '', '']]
+         if sup_ceilings else []),
         caption='Agreement with the stand-alone ranking (mean over seeds).')
     tau = rep['supernet']['tau']
     report.headline('supernet Kendall tau', tau)
     report.headline('stand-alone seed-to-seed Kendall tau',
                     ceilings[0] if ceilings else None)
+    report.headline('supernet seed-to-seed Kendall tau',
+                    sup_ceilings[0] if sup_ceilings else None)
     # what the supernet saves: scoring one architecture (BN recalibration +
     # evaluation) vs training it stand-alone (wall time of the tool's
     # trainings, process start-up included; the first seed's run)
@@ -355,7 +410,8 @@ def main(argv=None):
     if args.quickstart_dir and not args.smoke:
         compare_search_tasks(args, wd, report, log)
     report.data.update(report_dict=rep, ceilings=ceilings,
-                       supernet=sup, standalone=alone, keys=keys)
+                       supernet_ceilings=sup_ceilings, supernet=sup,
+                       supernets=sup_by, standalone=alone, keys=keys)
     report.emit(args.json)
 
 

@@ -106,6 +106,15 @@ def prepare_cfg(args, default_work_dir_root: str = './work_dirs') -> Config:
     return cfg
 
 
+def data_root_options(root: str) -> list:
+    """``--cfg-options`` items that point the train, val and test dataloaders
+    of a config at another dataset folder ``root`` (e.g. a Fashion-MNIST copy
+    of another size, written by ``prepare_fashion_mnist.py``)."""
+    return [f'{dl}.dataset.data_root={root.rstrip("/")}/'
+            for dl in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader')]
+
+
 def build_runner(cfg: Config):
     """``Runner.from_cfg`` or the config's ``runner_type``."""
     from mmengine.registry import RUNNERS

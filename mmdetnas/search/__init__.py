@@ -11,8 +11,9 @@ from mmdetnas.spaces import (CHOICES, OFFICIAL_ARCHS, PRESETS, Arch,
 from .export import export_subnet
 from .flops import arch_cost, arch_flops, count_macs
 from .modular import ModularSearchSpace
-from .ranking import (archs_from_candidates, kendall_tau, rank_report,
-                      select_archs_in_flops_band, spearman_rho, topk_overlap)
+from .ranking import (archs_from_candidates, kendall_tau, kendall_tau_test,
+                      rank_report, select_archs_in_flops_band, spearman_rho,
+                      topk_overlap)
 from .resnet_mutation import CodeLimits, random_code
 from .samplers import FlopsBinPathSampler, UniformPathSampler, sample_synced
 from .structural import StructuralSearchSpace
@@ -24,8 +25,8 @@ __all__ = [
     'arch_flops', 'count_macs', 'FlopsBinPathSampler', 'UniformPathSampler',
     'sample_synced', 'CHOICES', 'PRESETS', 'LayerSpec', 'SearchSpace',
     'build_search_space', 'archs_from_candidates', 'kendall_tau',
-    'rank_report', 'select_archs_in_flops_band', 'spearman_rho',
-    'topk_overlap', 'ResNetCode', 'code_macs', 'format_code', 'parse_code',
-    'plain_code', 'CodeLimits', 'random_code', 'ModularSearchSpace',
-    'StructuralSearchSpace', 'export_subnet'
+    'kendall_tau_test', 'rank_report', 'select_archs_in_flops_band',
+    'spearman_rho', 'topk_overlap', 'ResNetCode', 'code_macs',
+    'format_code', 'parse_code', 'plain_code', 'CodeLimits', 'random_code',
+    'ModularSearchSpace', 'StructuralSearchSpace', 'export_subnet'
 ]

@@ -60,11 +60,37 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     Raises:
         ValueError: ``x`` and ``y`` have different lengths.
     """
+    return kendall_tau_test(x, y)[0]
+
+
+def kendall_tau_test(x: Sequence[float],
+                     y: Sequence[float]) -> Tuple[float, float]:
+    """Kendall's tau-b and the two-sided p-value of the test of no
+    association, as :func:`scipy.stats.kendalltau` (``variant='b'``; the
+    exact null distribution for small inputs without ties, the normal
+    approximation otherwise).
+
+    The p-value tells whether a measured ranking correlation is
+    distinguishable from chance: with 10 architectures, ``|tau|`` must exceed
+    about 0.5 for ``p < 0.05``.
+
+    Args:
+        x (Sequence[float]): Scores of the architectures by one predictor.
+        y (Sequence[float]): Scores of the same architectures by another.
+
+    Returns:
+        tuple[float, float]: ``(tau, p)``; both ``nan`` when fewer than two
+        values are given or either input is constant.
+
+    Raises:
+        ValueError: ``x`` and ``y`` have different lengths.
+    """
     x, y = _pair(x, y)
     if _degenerate(x, y):
-        return math.nan
+        return math.nan, math.nan
     from scipy.stats import kendalltau
-    return float(kendalltau(x, y, variant='b')[0])
+    res = kendalltau(x, y, variant='b')
+    return float(res[0]), float(res[1])
 
 
 def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
@@ -141,8 +167,10 @@ def rank_report(supernet_scores: Sequence[float],
         k (int): Size of the top set of :func:`topk_overlap`.
 
     Returns:
-        dict: ``{'supernet': {'tau', 'rho', 'topk'}, <proxy>: {...}}``, in
-        that order; ``tau``/``rho`` may be ``nan`` (constant input).
+        dict: ``{'supernet': {'tau', 'tau_p', 'rho', 'topk'}, <proxy>:
+        {...}}``, in that order; ``tau_p`` is the two-sided p-value of
+        ``tau`` (:func:`kendall_tau_test`); ``tau``/``tau_p``/``rho`` may be
+        ``nan`` (constant input).
 
     Raises:
         ValueError: a list of another length, ``k`` out of range, or a proxy
@@ -155,8 +183,10 @@ def rank_report(supernet_scores: Sequence[float],
         predictors[name] = values
     report = {}
     for name, values in predictors.items():
+        tau, tau_p = kendall_tau_test(values, standalone_scores)
         report[name] = dict(
-            tau=kendall_tau(values, standalone_scores),
+            tau=tau,
+            tau_p=tau_p,
             rho=spearman_rho(values, standalone_scores),
             topk=topk_overlap(values, standalone_scores, k))
     return report

@@ -12,19 +12,13 @@ import os.path as osp
 import pytest
 
 from tests.e2e_utils import run_tool, scalars
+from tools.common import data_root_options
 
 pytestmark = pytest.mark.slow
 
 QS = 'configs/quickstart'
 ITERS = 300  # the quickstart's stage-1 schedule (the target's)
 ALL_3X3 = '[' + ','.join(['shuffle_3x3'] * 20) + ']'
-
-
-def _data_opts(root):
-    opts = []
-    for dl in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts.append(f'{dl}.dataset.data_root={root}/')
-    return opts
 
 
 def _schedule():
@@ -43,18 +37,21 @@ def test_random_path_supernet_reaches_80_percent_of_a_fixed_subnet(tmp_path):
     sup_dir = str(tmp_path / 'supernet')
     run_tool(['tools/train.py',
               f'{QS}/detnas_supernet_shufflenetv2-300m_quick_fashion-mnist.py',
-              '--work-dir', sup_dir, '--cfg-options', *_data_opts(data),
+              '--work-dir', sup_dir, '--cfg-options',
+              *data_root_options(data),
               *_schedule()], timeout=900)
     fixed_dir = str(tmp_path / 'fixed')
     run_tool(['tools/train.py',
               f'{QS}/detnas_subnet_shufflenetv2-300m_quick_fashion-mnist.py',
-              '--work-dir', fixed_dir, '--cfg-options', *_data_opts(data),
+              '--work-dir', fixed_dir, '--cfg-options',
+              *data_root_options(data),
               *_schedule(), f'model.backbone.arch={ALL_3X3}'], timeout=900)
     search_dir = tmp_path / 'paths'
     run_tool(['tools/search.py',
               f'{QS}/detnas_search_shufflenetv2-300m_quick_fashion-mnist.py',
               osp.join(sup_dir, f'iter_{ITERS}.pth'), '--work-dir',
-              str(search_dir), '--cfg-options', *_data_opts(data),
+              str(search_dir), '--cfg-options',
+              *data_root_options(data),
               'train_cfg.max_generations=1', 'train_cfg.population_size=5',
               'train_cfg.num_mutation=0', 'train_cfg.num_crossover=0',
               'train_cfg.init_archs=[]', 'train_cfg.flops=None'],

@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from mmdetnas.search import (PRESETS, arch_cost, archs_from_candidates,
-                             kendall_tau, rank_report,
+                             kendall_tau, kendall_tau_test, rank_report,
                              select_archs_in_flops_band, spearman_rho,
                              topk_overlap)
 from mmdetnas.search.evolution import random_arch
@@ -115,6 +115,51 @@ def test_topk_overlap_by_hand(pred, true, k, expected):
     assert topk_overlap(pred, true, k) == pytest.approx(expected)
 
 
+def _pair_tau(x, y):
+    # tau without ties, from the pairs: (concordant - discordant) / pairs
+    n = len(x)
+    c = sum(1 if (x[i] - x[j]) * (y[i] - y[j]) > 0 else -1
+            for i in range(n) for j in range(i + 1, n))
+    return c / (n * (n - 1) / 2)
+
+
+@pytest.mark.parametrize('x,y', [
+    ([1, 2, 3, 4], [1, 2, 3, 4]),
+    ([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5]),
+    ([3, 1, 4, 1.5, 5, 9], [2, 7, 1, 8, 2.5, 8.5]),
+    ([0.6, 0.1, 0.3, 0.2, 0.5], [0.2, 0.6, 0.5, 0.4, 0.1]),
+])
+def test_kendall_tau_p_value_exact(x, y):
+    # no ties: the exact two-sided p-value is the share of the n!
+    # orderings of y whose |tau| reaches the observed one
+    import itertools
+    obs = _pair_tau(x, y)
+    perms = list(itertools.permutations(y))
+    hits = sum(1 for p in perms if abs(_pair_tau(x, p)) >= abs(obs) - 1e-12)
+    tau, p = kendall_tau_test(x, y)
+    assert tau == pytest.approx(obs)
+    assert p == pytest.approx(hits / len(perms))
+
+
+def test_kendall_tau_p_value_perfect_order():
+    # 4 values in the same order: 1 of the 24 orderings has tau = 1 and 1
+    # has tau = -1, so p = 2 / 24
+    assert kendall_tau_test([1, 2, 3, 4], [10, 20, 30, 40]) == (
+        pytest.approx(1.0), pytest.approx(2 / 24))
+
+
+def test_kendall_tau_p_value_ties_and_degenerate():
+    x, y = [1, 2, 2, 3, 4, 4, 5], [1, 3, 2, 2, 5, 4, 4]
+    tau, p = kendall_tau_test(x, y)
+    ref = stats.kendalltau(x, y, variant='b')
+    assert (tau, p) == (pytest.approx(ref[0]), pytest.approx(ref[1]))
+    assert 0 < p < 1
+    for bad in (([1, 1, 1], [1, 2, 3]), ([1], [2])):
+        assert all(math.isnan(v) for v in kendall_tau_test(*bad))
+    with pytest.raises(ValueError, match='different lengths'):
+        kendall_tau_test([1, 2], [1, 2, 3])
+
+
 def test_topk_overlap_bad_k():
     for k in (0, 5, -1):
         with pytest.raises(ValueError, match='1 <= k <= 4'):
@@ -130,6 +175,7 @@ def test_rank_report():
     assert list(rep) == ['supernet', 'flops', 'params']
     assert rep['supernet'] == dict(
         tau=pytest.approx(_scipy_tau(sup, alone)),
+        tau_p=pytest.approx(stats.kendalltau(sup, alone)[1]),
         rho=pytest.approx(_scipy_rho(sup, alone)), topk=1.0)
     assert rep['flops']['tau'] == pytest.approx(_scipy_tau(flops, alone))
     assert rep['flops']['topk'] == 0.5  # top-2 flops {0, 3}, true {3, 4}

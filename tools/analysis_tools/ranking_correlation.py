@@ -559,12 +559,17 @@ def write_outputs(args, space, archs, keys, arch_files, state, score_key,
         '', f'Correlation with the stand-alone ranking ({len(rows)} '
         'architectures; for every predictor a higher value predicts a '
         'better architecture):', '',
-        f'| predictor | Kendall tau | Spearman rho | top-{k} overlap |',
-        '|---|---|---|---|'
+        f'| predictor | Kendall tau | p (tau = 0) | Spearman rho | '
+        f'top-{k} overlap |', '|---|---|---|---|---|'
     ]
     for name, r in report.items():
-        lines.append(f"| {name} | {_fmt(r['tau'])} | {_fmt(r['rho'])} | "
-                     f"{_fmt(r['topk'], 2)} |")
+        lines.append(f"| {name} | {_fmt(r['tau'])} | {_fmt(r['tau_p'], 3)} "
+                     f"| {_fmt(r['rho'])} | {_fmt(r['topk'], 2)} |")
+    lines += [
+        '', 'p: two-sided p-value of Kendall\'s test of no association '
+        '(scipy.stats.kendalltau); a tau with p above 0.05 is not '
+        'distinguishable from chance with this many architectures.'
+    ]
     with open(osp.join(args.work_dir, 'ranking.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
 
@@ -579,7 +584,8 @@ def write_outputs(args, space, archs, keys, arch_files, state, score_key,
     ax.set_xlabel(f'supernet {score_key}')
     ax.set_ylabel(f'stand-alone {standalone_key}')
     ax.set_title(f"Kendall tau = {_fmt(report['supernet']['tau'], 3)} "
-                 f"({len(rows)} architectures)")
+                 f"(p = {_fmt(report['supernet']['tau_p'], 2)}, "
+                 f"{len(rows)} architectures)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(osp.join(args.work_dir, 'ranking.png'), dpi=120)
@@ -664,7 +670,8 @@ def main(argv=None):
     result = write_outputs(args, space, archs, keys, arch_files, state,
                            score_key, standalone_key, k)
     for name, r in result['report'].items():
-        _log(f"{name:>8}: Kendall tau {_fmt(r['tau'])}, Spearman rho "
+        _log(f"{name:>8}: Kendall tau {_fmt(r['tau'])} (p "
+             f"{_fmt(r['tau_p'], 3)}), Spearman rho "
              f"{_fmt(r['rho'])}, top-{k} overlap {_fmt(r['topk'], 2)}")
     _log(f'wrote ranking.json, ranking.md and ranking.png to '
          f'{args.work_dir}')
