@@ -13,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mmdetnas.utils import check_checkpoint_matches  # noqa: E402
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
 from tools.common import (build_runner, finalize_dist,  # noqa: E402
                           parse_tool_args, prepare_cfg)
@@ -44,6 +45,9 @@ def main(argv=None):
     cfg.resume = False  # the loop resumes from its own search state
     cfg.train_cfg.resume = args.resume
     runner = build_runner(cfg)
+    # Runner loads load_from non-strictly: refuse a checkpoint of another
+    # model, search space or weight sharing instead of scoring random weights
+    check_checkpoint_matches(runner.model, args.checkpoint)
     runner.train()
     finalize_dist()
 

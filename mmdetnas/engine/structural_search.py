@@ -27,7 +27,7 @@ from mmengine.dist import is_main_process
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 
-from mmdetnas.search.constraints import _as_range
+from mmdetnas.search.constraints import as_range
 from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.model_cost import measure_latency, model_flops
 from mmdetnas.search.modular import ModularSearchSpace
@@ -101,9 +101,9 @@ class StructuralSearch:
         self.space = self.build_space(cfg[self.space_key])
         self.work_dir = cfg.work_dir
         self.score_key = opts.pop('score_key', 'coco/bbox_mAP')
-        self.flops = _as_range('flops', opts.pop('flops', None))
-        self.params = _as_range('params', opts.pop('params', None))
-        self.latency = _as_range('latency', opts.pop('latency', None))
+        self.flops = as_range('flops', opts.pop('flops', None))
+        self.params = as_range('params', opts.pop('params', None))
+        self.latency = as_range('latency', opts.pop('latency', None))
         self.latency_warmup = opts.pop('latency_warmup', 2)
         self.latency_repeats = opts.pop('latency_repeats', 5)
         init = [self.space.validate(g) for g in opts.pop('init', ())]

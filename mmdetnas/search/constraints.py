@@ -15,7 +15,21 @@ from mmdetnas.spaces.search_space import SearchSpace
 Range = Optional[Sequence[Optional[float]]]
 
 
-def _as_range(name: str, value: Range) -> Optional[Tuple[float, float]]:
+def as_range(name: str, value: Range) -> Optional[Tuple[float, float]]:
+    """A ``(min, max)`` constraint with open bounds made infinite.
+
+    Args:
+        name (str): The constraint's name, for the error message.
+        value (Sequence | None): ``(min, max)``; either bound may be
+            ``None`` (no bound); ``None`` means no constraint.
+
+    Returns:
+        tuple[float, float] | None: ``(lo, hi)`` with ``-inf``/``inf`` for
+        open bounds, or ``None``.
+
+    Raises:
+        ValueError: not two values, or ``min > max``.
+    """
     if value is None:
         return None
     if len(value) != 2:
@@ -53,9 +67,9 @@ class ArchConstraints:
                  latency_fn: Optional[Callable[[Arch], float]] = None):
         self.space = space
         self.ranges = {
-            'flops': _as_range('flops', flops),
-            'params': _as_range('params', params),
-            'latency_ms': _as_range('latency', latency),
+            'flops': as_range('flops', flops),
+            'params': as_range('params', params),
+            'latency_ms': as_range('latency', latency),
         }
         if self.ranges['latency_ms'] is not None and latency_fn is None:
             raise ValueError('a latency constraint needs a latency_fn')

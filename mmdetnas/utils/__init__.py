@@ -1,6 +1,8 @@
-from .checkpoint import load_local_checkpoint, register_checkpoint_loader
+from .checkpoint import (check_checkpoint_matches, load_local_checkpoint,
+                         register_checkpoint_loader)
 from .dist import broadcast_object
 
 __all__ = [
-    'broadcast_object', 'load_local_checkpoint', 'register_checkpoint_loader'
+    'broadcast_object', 'check_checkpoint_matches', 'load_local_checkpoint',
+    'register_checkpoint_loader'
 ]

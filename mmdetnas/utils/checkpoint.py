@@ -46,3 +46,82 @@ def register_checkpoint_loader() -> None:
     files. Idempotent."""
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_local_checkpoint, force=True)
+
+
+def check_checkpoint_matches(model: torch.nn.Module,
+                             filename: str,
+                             what: str = 'supernet checkpoint',
+                             ignore_suffixes: tuple = ('shuffle_order', ),
+                             max_names: int = 4) -> None:
+    """Raise unless a checkpoint holds exactly the weights of ``model``.
+
+    ``Runner(load_from=...)`` loads non-strictly: keys of another search
+    space, weight-sharing layout or model (a classification supernet given to
+    a detection search) are only logged, and the search then scores random
+    weights. The search tools call this first.
+
+    Args:
+        model (nn.Module): The (possibly wrapped) model the checkpoint is
+            for.
+        filename (str): Checkpoint path or URL (any scheme mmengine loads);
+            its ``'state_dict'`` (or the dict itself), ``'module.'``
+            prefixes removed.
+        what (str): Name of the checkpoint in the message.
+        ignore_suffixes (tuple[str]): Checkpoint keys ending so are records,
+            not weights (the channel-shuffle order of converted
+            checkpoints).
+        max_names (int): Keys named per kind of mismatch.
+
+    Raises:
+        ValueError: missing keys, unexpected keys or tensors of another
+            shape; the message counts each kind, names the first keys (with
+            both shapes), the top-level modules concerned, and the likely
+            cause.
+    """
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    ckpt = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
+    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(sd, dict):
+        raise ValueError(f'{what} {filename!r} holds no state dict (got '
+                         f'{type(ckpt).__name__})')
+    sd = {(k[7:] if k.startswith('module.') else k): v
+          for k, v in sd.items()
+          if not any(k.endswith(s) for s in ignore_suffixes)}
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [
+        f'{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}'
+        for k, v in own.items()
+        if k in sd and hasattr(sd[k], 'shape') and sd[k].shape != v.shape
+    ]
+    if not (missing or unexpected or shapes):
+        return
+
+    def names(keys):
+        shown = ', '.join(keys[:max_names])
+        more = len(keys) - max_names
+        return shown + (f' (+{more} more)' if more > 0 else '')
+
+    def modules(keys):
+        return sorted({k.split('.')[0] for k in keys})
+
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} weight(s) of the model are missing '
+                     f'(modules {modules(missing)}; e.g. {names(missing)})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} key(s) of the checkpoint are not '
+                     f'in the model (modules {modules(unexpected)}; e.g. '
+                     f'{names(unexpected)})')
+    if shapes:
+        parts.append(f'{len(shapes)} tensor(s) have another shape '
+                     f'(checkpoint vs model: {names(shapes)})')
+    raise ValueError(
+        f'{what} {filename!r} does not fit the model of this config: '
+        + '; '.join(parts) + '. Use the checkpoint of the supernet that '
+        'this config inherits (same model, model.backbone.search_space and '
+        'weight_sharing; a detection search needs the detection supernet, '
+        'not the classification one)')

@@ -295,7 +295,9 @@ def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
     from mmdetnas.engine.loops.evolution_search_loop import \
         EvolutionSearchLoop
     from tools.common import build_runner
+    from mmdetnas.utils import check_checkpoint_matches
     runner = build_runner(cfg)
+    check_checkpoint_matches(runner.model, args.checkpoint)
     loop = runner.train_loop
     if not isinstance(loop, EvolutionSearchLoop):
         raise TypeError(f'{args.config}: the train loop is '
