@@ -328,10 +328,29 @@ def write_seeds_summary(root, per_seed, args):
     wins = sum(d >= 0 for d in diffs)
     lines += ['', f'Searched >= baseline in {wins} of {len(diffs)} seeds '
               f'(baseline: all 3x3, {PRESETS[SPACE].name}).']
+    t, p = paired_t_test(diffs)
+    if p == p:  # defined: >= 2 seeds, differences not all equal
+        lines.append(
+            f'Paired t-test of the difference over the seeds: t = '
+            f'{round(t, 2) + 0.0:.2f}, '
+            f'two-sided p = {p:.2f} (a p above 0.05 means the difference is '
+            'within the seed-to-seed spread).')
     text = '\n'.join(lines) + '\n'
     with open(osp.join(root, 'seeds_summary.md'), 'w') as f:
         f.write(text)
     print('\n' + text)
+
+
+def paired_t_test(diffs) -> tuple:
+    """Two-sided paired t-test of per-seed differences (searched -
+    baseline) against 0, as ``scipy.stats.ttest_rel``; ``(t, p)``, both
+    ``nan`` for fewer than 2 differences or differences that are all
+    equal (no spread: the test is undefined)."""
+    if len(diffs) < 2 or len(set(diffs)) < 2:
+        return float('nan'), float('nan')
+    from scipy import stats
+    res = stats.ttest_1samp(list(diffs), 0.0)
+    return float(res[0]), float(res[1])
 
 
 def _fmt(v, spec='.4f'):

@@ -35,6 +35,37 @@ def test_seeds_summary_mean_sd_and_wins(tmp_path):
         '0.0000 ± 0.1000 |' in lines
     # ties count as "searched >= baseline"
     assert 'Searched >= baseline in 2 of 3 seeds' in text
+    # paired t-test: mean difference 0 -> t = 0, p = 1
+    assert 't = 0.00, two-sided p = 1.00' in text
+
+
+def test_seeds_summary_paired_t_test_by_hand(tmp_path):
+    import math
+
+    from scipy import stats
+    qs = quickstart_tool
+    # the README's 3-seed study: differences -0.0109, -0.0344, -0.0055
+    base = [0.0438, 0.0658, 0.0308]
+    diffs = [-0.0109, -0.0344, -0.0055]
+    per_seed = {i: _rows(b + d, b) for i, (b, d) in
+                enumerate(zip(base, diffs))}
+    qs.write_seeds_summary(str(tmp_path), per_seed,
+                           argparse.Namespace(tiny=False))
+    text = (tmp_path / 'seeds_summary.md').read_text()
+    n = 3
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    t = mean / (sd / math.sqrt(n))
+    p = 2 * stats.t.sf(abs(t), n - 1)  # Student t with n - 1 dof
+    assert f't = {t:.2f}, two-sided p = {p:.2f}' in text
+    # by hand: mean -0.016933, sd 0.015366, t = -0.016933 / (0.015366 /
+    # sqrt 3) = -1.909
+    assert round(t, 2) == -1.91 and round(p, 2) == 0.20
+    # one seed, or equal differences: no test line
+    qs.write_seeds_summary(str(tmp_path), {0: _rows(0.3, 0.2)},
+                           argparse.Namespace(tiny=False))
+    assert 'Paired t-test' not in (tmp_path / 'seeds_summary.md').read_text()
+    assert all(math.isnan(v) for v in qs.paired_t_test([0.1, 0.1]))
 
 
 def test_missing_test_metric_counts_as_zero(tmp_path):
