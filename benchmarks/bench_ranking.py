@@ -161,8 +161,9 @@ def train_supernets(args, wd, log) -> list:
     return out
 
 
-def tool_command(args, ckpt, out, seed) -> list:
-    """The ranking tool's command line for one stand-alone seed."""
+def tool_command(args, ckpt, out, seed, more=()) -> list:
+    """The ranking tool's command line for one stand-alone seed (``more``:
+    further supernets, ``--more-checkpoints``)."""
     n = args.standalone_iters
     return [
         sys.executable, TOOL, SEARCH_CFG, ckpt, '--subnet-config',
@@ -175,26 +176,16 @@ def tool_command(args, ckpt, out, seed) -> list:
         f'train_cfg.val_interval={n}',
         f'default_hooks.checkpoint.interval={n}',
         f'param_scheduler.0.end={n}', *args.data_opts
-    ]
+    ] + (['--more-checkpoints', *more] if more else [])
 
 
-def supernet_scores_only(args, ckpt, out, log) -> dict:
-    """Scores of a further supernet for the same architectures: the ranking
-    tool's stage A alone (``--print-commands`` stops before training);
-    ``{arch key: score}``."""
-    run(tool_command(args, ckpt, out, args.seeds[0]) + ['--print-commands'],
-        log)
-    with open(osp.join(common.ROOT, out, 'ranking_state.json')) as f:
-        state = json.load(f)
-    return {k: v['score'] for k, v in state['supernet'].items()}
-
-
-def rank_with_seed(args, wd, ckpt, seed, log) -> dict:
+def rank_with_seed(args, wd, ckpt, seed, log, more=()) -> dict:
     """One ranking-tool run; adds ``wall_seconds`` (of this call) and
-    ``supernet_seconds`` (BN recalibration + evaluation, all archs)."""
+    ``supernet_seconds`` (BN recalibration + evaluation, all archs, of the
+    first supernet)."""
     out = osp.join(wd, f'seed_{seed}')
     t0 = time.time()
-    run(tool_command(args, ckpt, out, seed), log)
+    run(tool_command(args, ckpt, out, seed, more), log)
     wall = time.time() - t0
     with open(osp.join(common.ROOT, out, 'ranking.json')) as f:
         result = json.load(f)
@@ -297,11 +288,14 @@ def main(argv=None):
     ckpt = supernets[0][1]
     # one log per seed: the seeds may run at once
     from concurrent.futures import ThreadPoolExecutor
+    # the first seed's run also scores the further supernets
+    more = [c for _, c in supernets[1:]]
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         futures = {
             s: pool.submit(rank_with_seed, args, wd, ckpt, s,
-                           osp.join(common.ROOT, wd, f'bench_seed_{s}.log'))
-            for s in args.seeds}
+                           osp.join(common.ROOT, wd, f'bench_seed_{s}.log'),
+                           more if i == 0 else ())
+            for i, s in enumerate(args.seeds)}
         runs = {s: f.result() for s, f in futures.items()}
     first = runs[args.seeds[0]]
     keys = [a['key'] for a in first['archs']]
@@ -313,12 +307,10 @@ def main(argv=None):
     mean_alone = [sum(alone[s][i] for s in args.seeds) / len(args.seeds)
                   for i in range(len(keys))]
     sup = [a['supernet_score'] for a in first['archs']]
-    # the further supernets score the same architectures (stage A only)
-    more_sup = {}
-    for i, (label, c) in enumerate(supernets[1:], 1):
-        scores = supernet_scores_only(
-            args, c, osp.join(wd, f'supernet_{i}_scores'), log)
-        more_sup[label] = [scores[k] for k in keys]
+    more_sup = {
+        label: [a['more_supernet_scores'][j] for a in first['archs']]
+        for j, (label, _) in enumerate(supernets[1:])
+    }
     sup_by = {supernets[0][0]: sup, **more_sup}
     flops = [a['flops'] for a in first['archs']]
     params = [a['params'] for a in first['archs']]
@@ -331,10 +323,9 @@ def main(argv=None):
             for i in range(len(keys))]
     proxies.update(flops=flops, params=params)
     rep = rank_report(sup, mean_alone, proxies, k=min(3, len(keys)))
-    sup_ceilings = [
-        kendall_tau(a, b) for i, a in enumerate(sup_by.values())
-        for b in list(sup_by.values())[i + 1:]
-    ]
+    # ranking.json writes an undefined tau (constant scores) as null
+    sup_ceilings = [float('nan') if a['tau'] is None else a['tau']
+                    for a in first['supernet_agreement']]
     ceilings = [
         kendall_tau(alone[a], alone[b]) for i, a in enumerate(args.seeds)
         for b in args.seeds[i + 1:]

@@ -13,7 +13,7 @@ from .flops import arch_cost, arch_flops, count_macs
 from .modular import ModularSearchSpace
 from .ranking import (archs_from_candidates, kendall_tau, kendall_tau_test,
                       rank_report, select_archs_in_flops_band, spearman_rho,
-                      topk_overlap)
+                      supernet_agreement, topk_overlap)
 from .resnet_mutation import CodeLimits, random_code
 from .samplers import FlopsBinPathSampler, UniformPathSampler, sample_synced
 from .structural import StructuralSearchSpace
@@ -26,7 +26,8 @@ __all__ = [
     'sample_synced', 'CHOICES', 'PRESETS', 'LayerSpec', 'SearchSpace',
     'build_search_space', 'archs_from_candidates', 'kendall_tau',
     'kendall_tau_test', 'rank_report', 'select_archs_in_flops_band',
-    'spearman_rho', 'topk_overlap', 'ResNetCode', 'code_macs',
-    'format_code', 'parse_code', 'plain_code', 'CodeLimits', 'random_code',
-    'ModularSearchSpace', 'StructuralSearchSpace', 'export_subnet'
+    'spearman_rho', 'supernet_agreement', 'topk_overlap', 'ResNetCode',
+    'code_macs', 'format_code', 'parse_code', 'plain_code', 'CodeLimits',
+    'random_code', 'ModularSearchSpace', 'StructuralSearchSpace',
+    'export_subnet'
 ]

@@ -192,6 +192,35 @@ def rank_report(supernet_scores: Sequence[float],
     return report
 
 
+def supernet_agreement(
+        score_lists: Sequence[Sequence[float]]) -> List[Dict[str, float]]:
+    """How far several supernets of the same recipe (e.g. trained with
+    different seeds) rank the same architectures alike: Kendall tau and its
+    p-value (:func:`kendall_tau_test`) for every pair.
+
+    A supernet whose ranking changes with its training seed cannot rank
+    architectures reliably, whatever stand-alone training says; this check
+    needs no stand-alone training.
+
+    Args:
+        score_lists (Sequence[Sequence[float]]): One score list per
+            supernet, the same architectures in the same order.
+
+    Returns:
+        list[dict]: ``{'a', 'b', 'tau', 'tau_p'}`` for each pair ``a < b``
+        (indices into ``score_lists``); empty for fewer than 2 supernets.
+
+    Raises:
+        ValueError: score lists of different lengths.
+    """
+    out = []
+    for a in range(len(score_lists)):
+        for b in range(a + 1, len(score_lists)):
+            tau, p = kendall_tau_test(score_lists[a], score_lists[b])
+            out.append(dict(a=a, b=b, tau=tau, tau_p=p))
+    return out
+
+
 def _spread_positions(n: int, num: int) -> List[int]:
     """``num`` distinct, evenly spaced positions in ``range(n)`` including
     both ends (``n >= num >= 2``)."""

@@ -188,16 +188,32 @@ def test_candidates_scored_as_the_search_did_and_commands(trained, tmp_path):
             for r in map(json.loads, filter(str.strip, f))
         }
     wd = tmp_path / 'cands'
+    # the same supernet again under another path, as a "further" supernet:
+    # loaded into the same runner after the first, it must score alike
+    import shutil
+    again = str(tmp_path / 'again.pth')
+    shutil.copy(trained[1], again)
     out = run_tool(
         tool_args(trained, wd, '--from-candidates', jsonl, '--num-archs', '3',
-                  '--print-commands'))
+                  '--print-commands', '--more-checkpoints', again))
     assert 'train_commands.sh' in out.stdout + out.stderr
     state = state_of(wd)
     assert {tuple(a) for a in state['archs']} == set(searched)
+    (more, ) = state['more_supernets'].values()
     for arch in state['archs']:
         key = ''.join(str(SPACE.choices.index(c)) for c in arch)
         assert state['supernet'][key]['score'] == pytest.approx(
             searched[tuple(arch)], abs=1e-12)
+        assert more[key]['score'] == pytest.approx(
+            searched[tuple(arch)], abs=1e-12)
+    agreement = read_json(wd / 'supernet_agreement.json')
+    assert agreement['checkpoints'] == [osp.abspath(trained[1]), again]
+    (pair, ) = agreement['agreement']
+    assert (pair['a'], pair['b']) == (0, 1)
+    scores = list(searched.values())
+    # equal rankings: tau 1, or undefined (None) when the scores are equal
+    assert pair['tau'] == (None if len(set(scores)) < 2 else
+                           pytest.approx(1.0))
     assert not osp.exists(wd / 'standalone')
     assert not osp.exists(wd / 'ranking.json')
     lines = [

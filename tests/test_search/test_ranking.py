@@ -17,7 +17,7 @@ from scipy import stats
 from mmdetnas.search import (PRESETS, arch_cost, archs_from_candidates,
                              kendall_tau, kendall_tau_test, rank_report,
                              select_archs_in_flops_band, spearman_rho,
-                             topk_overlap)
+                             supernet_agreement, topk_overlap)
 from mmdetnas.search.evolution import random_arch
 from tools.analysis_tools import \
     ranking_correlation as ranking_correlation_tool
@@ -158,6 +158,21 @@ def test_kendall_tau_p_value_ties_and_degenerate():
         assert all(math.isnan(v) for v in kendall_tau_test(*bad))
     with pytest.raises(ValueError, match='different lengths'):
         kendall_tau_test([1, 2], [1, 2, 3])
+
+
+def test_supernet_agreement_pairs():
+    s1, s2, s3 = [1, 2, 3, 4, 5], [2, 1, 3, 4, 5], [5, 4, 3, 2, 1]
+    out = supernet_agreement([s1, s2, s3])
+    assert [(r['a'], r['b']) for r in out] == [(0, 1), (0, 2), (1, 2)]
+    # one swapped pair of 10: (9 - 1) / 10; reversed order: -1
+    assert out[0]['tau'] == pytest.approx(0.8)
+    assert out[1]['tau'] == pytest.approx(-1.0)
+    assert out[2]['tau'] == pytest.approx(-0.8)
+    for r, (x, y) in zip(out, [(s1, s2), (s1, s3), (s2, s3)]):
+        assert r['tau_p'] == pytest.approx(stats.kendalltau(x, y)[1])
+    assert supernet_agreement([s1]) == []
+    with pytest.raises(ValueError, match='different lengths'):
+        supernet_agreement([s1, [1, 2]])
 
 
 def test_topk_overlap_bad_k():
@@ -352,7 +367,8 @@ def _setup(tool, tmp_path, archs):
     args = argparse.Namespace(
         config=str(search), checkpoint=str(ckpt), subnet_config=str(sub),
         work_dir=str(tmp_path / 'work'),
-        standalone_opts=['train_cfg.max_iters=4'])
+        standalone_opts=['train_cfg.max_iters=4'], more_checkpoints=[],
+        more_sha256=[])
     os.makedirs(args.work_dir, exist_ok=True)
     keys = [tool.arch_key(a, SPACE) for a in archs]
     files = {}
@@ -440,6 +456,46 @@ def test_tool_resumes_after_kill_and_reuses_finished_trainings(
         assert osp.getsize(osp.join(args.work_dir, name)) > 0
     md = open(osp.join(args.work_dir, 'ranking.md')).read()
     assert '| supernet |' in md and 'top-2 overlap' in md
+
+
+def test_tool_reports_further_supernets(tool, tmp_path):
+    archs = select_archs_in_flops_band(SPACE, 4, BAND, seed=0)
+    args, keys, files = _setup(tool, tmp_path, archs)
+    args.more_checkpoints = [str(tmp_path / 'b.pth'), str(tmp_path / 'c.pth')]
+    args.more_sha256 = ['sha-b', 'sha-c']
+    state, save = _state(tool, args, archs)
+    sup = [0.1, 0.2, 0.3, 0.4]
+    more = [[0.2, 0.1, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]]
+    alone = [0.5, 0.6, 0.8, 0.7]
+    for i, k in enumerate(keys):
+        flops, params = arch_cost(SPACE, archs[i])
+        state['supernet'][k] = dict(score=sup[i], flops=flops, params=params)
+        for sha, v in zip(args.more_sha256, more):
+            state['more_supernets'].setdefault(sha, {})[k] = dict(
+                score=v[i])
+        state['standalone'][k] = dict(score=alone[i], work_dir='w')
+    save()
+    # kept across a restart
+    state, save = _state(tool, args, archs)
+    assert state['more_supernets']['sha-c'][keys[0]]['score'] == 0.4
+    result = tool.write_outputs(args, SPACE, archs, keys, files, state,
+                                'coco/bbox_mAP', 'coco/bbox_mAP', 2)
+    rep = result['report']
+    assert list(rep) == ['supernet', 'supernet 2', 'supernet 3',
+                         'supernets, mean', 'flops', 'params']
+    assert rep['supernet 2']['tau'] == pytest.approx(
+        _scipy_tau(more[0], alone))
+    mean = [(a + b + c) / 3 for a, b, c in zip(sup, *more)]
+    assert rep['supernets, mean']['tau'] == pytest.approx(
+        _scipy_tau(mean, alone))
+    agree = {(r['a'], r['b']): r['tau'] for r in result['supernet_agreement']}
+    # 1 vs 2: one swapped pair of 6 -> 4/6; 1 vs 3 reversed -> -1
+    assert agree == {(0, 1): pytest.approx(4 / 6), (0, 2): pytest.approx(-1),
+                     (1, 2): pytest.approx(_scipy_tau(more[0], more[1]))}
+    assert [r['more_supernet_scores'] for r in result['archs']] == [
+        list(v) for v in zip(*more)]
+    md = open(osp.join(args.work_dir, 'ranking.md')).read()
+    assert '| 1 and 3 | -1.0000 |' in md and 'supernet 3: `' in md
 
 
 def test_tool_validates_a_checkpoint_without_final_val(

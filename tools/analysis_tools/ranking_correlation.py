@@ -5,7 +5,8 @@
         [--num-archs N] [--flops-band LO HI | --from-candidates JSONL |
          --arch-file ARCH ARCH ...] [--standalone-key coco/bbox_mAP_50]
         [--topk K] [--seed S] [--pool P] [--standalone-opts k=v ...]
-        [--print-commands] [--cfg-options k=v ...]
+        [--more-checkpoints CKPT ...] [--print-commands]
+        [--cfg-options k=v ...]
 
 The evaluation of the search phase of Yu et al., "Evaluating the search phase
 of neural architecture search" (ICLR 2020):
@@ -23,10 +24,18 @@ of neural architecture search" (ICLR 2020):
    (``model.backbone.arch=DIR/archs/<indices>.yaml`` plus
    ``--standalone-opts``) into ``DIR/standalone/<indices>`` and read the
    ``--standalone-key`` metric of its final validation;
-4. report Kendall tau, Spearman rho and top-k overlap between the two
-   rankings, next to the free proxies backbone FLOPs and params (a higher
-   value predicts a better architecture): ``ranking.json``, ``ranking.md``
-   and ``ranking.png`` in DIR.
+4. report Kendall tau (with its p-value), Spearman rho and top-k overlap
+   between the two rankings, next to the free proxies backbone FLOPs and
+   params (a higher value predicts a better architecture): ``ranking.json``,
+   ``ranking.md`` and ``ranking.png`` in DIR.
+
+``--more-checkpoints``: further supernets of the same recipe (e.g. trained
+with other seeds) score the same architectures in stage A; the report adds
+each one's agreement with stand-alone training and the supernets' agreement
+with each other (Kendall tau between their rankings). That agreement needs
+no stand-alone training: with ``--print-commands`` it is logged and written
+to ``DIR/supernet_agreement.json`` before any training. Supernets that rank
+differently from one another cannot rank architectures reliably.
 
 Every finished result goes into ``DIR/ranking_state.json`` at once, so a
 killed run continues where it stopped when started again with the same
@@ -53,7 +62,8 @@ sys.path.insert(0, ROOT)
 from mmdetnas.spaces.arch import arch_argument  # noqa: E402
 from mmdetnas.search.ranking import (REFERENCE,  # noqa: E402
                                      archs_from_candidates, rank_report,
-                                     select_archs_in_flops_band)
+                                     select_archs_in_flops_band,
+                                     supernet_agreement)
 
 STATE_VERSION = 1
 STATE_FILE = 'ranking_state.json'
@@ -106,6 +116,11 @@ def parse_args(argv=None):
         '--standalone-opts', nargs='+', default=[], metavar='KEY=VALUE',
         help='--cfg-options of every stand-alone training (data, schedule, '
         'model.backbone.init_cfg...)')
+    parser.add_argument(
+        '--more-checkpoints', nargs='+', default=[], metavar='CKPT',
+        help='further supernets of the same recipe (e.g. other training '
+        'seeds): they score the same architectures, and the report adds '
+        'their agreement with each other and with stand-alone training')
     parser.add_argument(
         '--print-commands', action='store_true',
         help='score with the supernet, write DIR/train_commands.sh (one '
@@ -251,7 +266,8 @@ def _identity(args, space, score_key, archs) -> dict:
 def load_state(path: str, identity: dict, standalone_key: str) -> dict:
     """The saved results of an earlier run, checked against this one."""
     state = dict(version=STATE_VERSION, **identity,
-                 standalone_key=standalone_key, supernet={}, standalone={})
+                 standalone_key=standalone_key, supernet={}, standalone={},
+                 more_supernets={})
     if osp.isfile(path + '.tmp'):  # killed while writing; path is intact
         os.remove(path + '.tmp')
     if not osp.isfile(path):
@@ -272,6 +288,8 @@ def load_state(path: str, identity: dict, standalone_key: str) -> dict:
                 f'{old.get(k)!r:.300} differs from this run\'s {v!r:.300};'
                 ' use another --work-dir')
     state['supernet'] = old.get('supernet', {})
+    # further supernets' scores, by checkpoint content (sha256)
+    state['more_supernets'] = old.get('more_supernets', {})
     if old.get('standalone_key') == standalone_key:
         state['standalone'] = old.get('standalone', {})
     elif old.get('standalone'):
@@ -284,11 +302,19 @@ def load_state(path: str, identity: dict, standalone_key: str) -> dict:
 
 # ------------------------------------------------------ stage A: supernet
 def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
-    """Fill ``state['supernet']`` with the search's score of each
-    architecture (BN recalibration + ``val_loop``), saving after each."""
-    todo = [(a, k) for a, k in zip(archs, keys)
-            if k not in state['supernet']]
-    if not todo:
+    """Fill ``state['supernet']`` (and ``state['more_supernets'][sha256]``
+    for each ``--more-checkpoints`` supernet) with the search's score of
+    each architecture (BN recalibration + ``val_loop``), saving after
+    each."""
+    jobs = [(args.checkpoint, state['supernet'])] + [
+        (path, state['more_supernets'].setdefault(sha, {}))
+        for path, sha in zip(args.more_checkpoints, args.more_sha256)
+    ]
+    jobs = [(path, scores, [(a, k) for a, k in zip(archs, keys)
+                            if k not in scores])
+            for path, scores in jobs]
+    jobs = [job for job in jobs if job[2]]
+    if not jobs:
         _log('stage A: every supernet score is already done')
         return
     from mmdetnas.engine.hooks.path_sampler_hook import PathSamplerHook
@@ -297,7 +323,8 @@ def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
     from tools.common import build_runner
     from mmdetnas.utils import check_checkpoint_matches
     runner = build_runner(cfg)
-    check_checkpoint_matches(runner.model, args.checkpoint)
+    for path in [args.checkpoint, *args.more_checkpoints]:
+        check_checkpoint_matches(runner.model, path)
     loop = runner.train_loop
     if not isinstance(loop, EvolutionSearchLoop):
         raise TypeError(f'{args.config}: the train loop is '
@@ -314,25 +341,31 @@ def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
                     'config (custom_hooks = [])')
         runner.call_hook('before_train')
         start = time.time()
-        for i, (arch, key) in enumerate(todo, 1):
-            rec = loop.evaluate_candidate(arch)
-            state['supernet'][key] = {
-                k: rec[k]
-                for k in ('score', 'flops', 'params', 'metrics',
-                          'calib_seconds', 'eval_seconds')
-            }
-            save()
-            _log(f'stage A {i}/{len(todo)} {key}: supernet '
-                 f"{loop.score_key}={rec['score']:.6f}, "
-                 f"{rec['flops'] / 1e6:.2f}M MACs, calib "
-                 f"{rec['calib_seconds']:.1f}s eval "
-                 f"{rec['eval_seconds']:.1f}s, eta "
-                 f'{_eta(start, i, len(todo) - i)}')
+        total = sum(len(todo) for _, _, todo in jobs)
+        i = 0
+        for path, scores, todo in jobs:
+            if path != args.checkpoint:  # load_from loaded the first one
+                runner.load_checkpoint(path, strict=True)
+            _log(f'stage A: scoring {len(todo)} architecture(s) with the '
+                 f'supernet {path}')
+            for arch, key in todo:
+                i += 1
+                rec = loop.evaluate_candidate(arch)
+                scores[key] = {
+                    k: rec[k]
+                    for k in ('score', 'flops', 'params', 'metrics',
+                              'calib_seconds', 'eval_seconds')
+                }
+                save()
+                _log(f'stage A {i}/{total} {key}: supernet '
+                     f"{loop.score_key}={rec['score']:.6f}, "
+                     f"{rec['flops'] / 1e6:.2f}M MACs, calib "
+                     f"{rec['calib_seconds']:.1f}s eval "
+                     f"{rec['eval_seconds']:.1f}s, eta "
+                     f'{_eta(start, i, total - i)}')
         runner.call_hook('after_train')
         return runner.model
 
-    _log(f'stage A: scoring {len(todo)} architecture(s) with the supernet '
-         f'{args.checkpoint}')
     loop.run = run
     runner.train()
 
@@ -513,6 +546,21 @@ def _fmt(v, digits=4) -> str:
     return f'{v:.{digits}f}'
 
 
+def agreement_of_supernets(args, keys, state) -> tuple:
+    """Scores of the ``--more-checkpoints`` supernets (one list each, in
+    ``keys`` order) and the pairwise agreement of all supernets (the first
+    is ``SUPERNET_CKPT``; :func:`mmdetnas.search.supernet_agreement`),
+    logged."""
+    more = [[state['more_supernets'][sha][key]['score'] for key in keys]
+            for sha in args.more_sha256]
+    sup = [state['supernet'][key]['score'] for key in keys]
+    agreement = supernet_agreement([sup] + more)
+    for a in agreement:
+        _log(f"supernets {a['a'] + 1} and {a['b'] + 1} agree at Kendall tau "
+             f"{_fmt(a['tau'])} (p {_fmt(a['tau_p'], 3)})")
+    return more, agreement
+
+
 def write_outputs(args, space, archs, keys, arch_files, state, score_key,
                   standalone_key, k) -> dict:
     """``ranking.json``, ``ranking.md`` and ``ranking.png``."""
@@ -521,7 +569,13 @@ def write_outputs(args, space, archs, keys, arch_files, state, score_key,
     alone = [state['standalone'][key]['score'] for key in keys]
     flops = [state['supernet'][key]['flops'] for key in keys]
     params = [state['supernet'][key]['params'] for key in keys]
-    report = rank_report(sup, alone, dict(flops=flops, params=params), k)
+    more, agreement = agreement_of_supernets(args, keys, state)
+    proxies = {f'supernet {i + 2}': v for i, v in enumerate(more)}
+    if more:
+        proxies['supernets, mean'] = [
+            sum(v) / len(v) for v in zip(sup, *more)]
+    proxies.update(flops=flops, params=params)
+    report = rank_report(sup, alone, proxies, k)
     rows = []
     for i, (arch, key) in enumerate(zip(archs, keys)):
         rows.append(
@@ -529,14 +583,16 @@ def write_outputs(args, space, archs, keys, arch_files, state, score_key,
                  arch_indices=arch_to_indices(arch, space),
                  arch_file=arch_files[key], flops=flops[i],
                  params=params[i], supernet_score=sup[i],
+                 more_supernet_scores=[v[i] for v in more],
                  standalone_score=alone[i],
                  standalone_work_dir=state['standalone'][key]['work_dir']))
     result = dict(
         reference=REFERENCE, search_config=args.config,
         checkpoint=osp.abspath(args.checkpoint),
+        more_checkpoints=[osp.abspath(c) for c in args.more_checkpoints],
         subnet_config=args.subnet_config, score_key=score_key,
         standalone_key=standalone_key, k=k, num_archs=len(archs),
-        archs=rows, report=report)
+        archs=rows, report=report, supernet_agreement=agreement)
     _atomic_json(osp.join(args.work_dir, 'ranking.json'), _no_nan(result),
                  allow_nan=False)
 
@@ -572,6 +628,15 @@ def write_outputs(args, space, archs, keys, arch_files, state, score_key,
         '(scipy.stats.kendalltau); a tau with p above 0.05 is not '
         'distinguishable from chance with this many architectures.'
     ]
+    if agreement:
+        lines += [
+            '', 'Agreement of the supernets with each other (supernet 1: '
+            f'`{args.checkpoint}`; ' + ', '.join(
+                f'supernet {i + 2}: `{c}`'
+                for i, c in enumerate(args.more_checkpoints)) + '):', '',
+            '| supernets | Kendall tau | p (tau = 0) |', '|---|---|---|'
+        ] + [f"| {a['a'] + 1} and {a['b'] + 1} | {_fmt(a['tau'])} | "
+             f"{_fmt(a['tau_p'], 3)} |" for a in agreement]
     with open(osp.join(args.work_dir, 'ranking.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
 
@@ -603,10 +668,13 @@ def main(argv=None):
     from tools.common import finalize_dist, prepare_cfg
     register_all_modules()
     for what, path in (('supernet checkpoint', args.checkpoint),
+                       *(('--more-checkpoints checkpoint', c)
+                         for c in args.more_checkpoints),
                        ('subnet config', args.subnet_config),
                        ('search config', args.config)):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path!r}')
+    args.more_sha256 = [_sha256(c) for c in args.more_checkpoints]
     if args.num_archs < 2:
         raise ValueError('--num-archs must be >= 2')
     args.work_dir = osp.abspath(args.work_dir)
@@ -651,6 +719,15 @@ def main(argv=None):
 
     score_with_supernet(args, cfg, space, archs, keys, state, save)
     if args.print_commands:
+        if args.more_checkpoints:
+            _atomic_json(
+                osp.join(args.work_dir, 'supernet_agreement.json'),
+                _no_nan(dict(
+                    checkpoints=[osp.abspath(c) for c in
+                                 [args.checkpoint, *args.more_checkpoints]],
+                    archs=keys,
+                    agreement=agreement_of_supernets(args, keys, state)[1])),
+                allow_nan=False)
         path = osp.join(args.work_dir, 'train_commands.sh')
         with open(path, 'w') as f:
             f.write('#!/usr/bin/env bash\n# stand-alone trainings of '
