@@ -59,7 +59,8 @@ class SearchSpace:
 
     Raises:
         ValueError: if the lists have the wrong length, a channel number is
-            odd, or a choice name is unknown.
+            odd, a stage is not wider than its input, or a choice name is
+            unknown.
     """
     name: str
     stem_channels: int
@@ -86,6 +87,19 @@ class SearchSpace:
                 raise ValueError(
                     f'search space {self.name!r}: channel number {c} is '
                     'odd; ShuffleNetV2 blocks split channels in halves')
+        # the first (stride-2) block of a stage concatenates its input,
+        # projected, with a main branch of out - in channels
+        in_ch = self.stem_channels
+        for stage, out_ch in enumerate(self.stage_channels):
+            if out_ch <= in_ch:
+                raise ValueError(
+                    f'search space {self.name!r}: stage {stage} has '
+                    f'{out_ch} output channels but its input has {in_ch}; '
+                    'expected more (the stride-2 block adds a main branch '
+                    'of out - in channels to its projected input), i.e. '
+                    'stem_channels < stage_channels[0] < ... < '
+                    'stage_channels[3]')
+            in_ch = out_ch
         for b in self.stage_blocks:
             if b < 1:
                 raise ValueError(f'search space {self.name!r}: every stage '

@@ -76,6 +76,11 @@ def test_custom_search_space_builds():
     [
         (dict(stem_channels=7), ValueError),
         (dict(stage_channels=[16, 33, 64, 128]), ValueError),
+        # a stage as wide as its input leaves its stride-2 block a main
+        # branch of 0 channels
+        (dict(stage_channels=[16, 32, 32, 128]), ValueError),
+        (dict(stem_channels=16, stage_channels=[16, 32, 64, 128]),
+         ValueError),
         (dict(choices=['shuffle_3x3', 'shuffle_9x9']), ValueError),
         (dict(choices=[]), ValueError),
         (dict(choices=['shuffle_3x3', 'shuffle_3x3']), ValueError),
@@ -334,3 +339,13 @@ def test_parse_arch_text_errors():
         with pytest.raises(argparse.ArgumentTypeError) as e:
             arch_argument(text)
         assert repr(text) in str(e.value)
+
+
+def test_stage_not_wider_than_its_input_is_named():
+    # stage 2 (64 -> 64) would give its stride-2 block a main branch of
+    # 64 - 64 = 0 channels, which fails deep inside a conv otherwise
+    with pytest.raises(ValueError, match='stage 2 has 64 output channels '
+                       'but its input has 64'):
+        build_search_space(dict(CUSTOM, stage_channels=[16, 64, 64, 128]))
+    with pytest.raises(ValueError, match='stage 0 has 8 .* input has 8'):
+        build_search_space(dict(CUSTOM, stage_channels=[8, 32, 64, 128]))
