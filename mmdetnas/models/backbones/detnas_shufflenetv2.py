@@ -16,13 +16,13 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdetnas.registry import MODELS
 from mmdetnas.spaces.arch import Arch, ArchLike, resolve_arch
 from mmdetnas.spaces.search_space import (CHOICE_KERNELS, SearchSpace,
                                           build_search_space)
 from ..layers import SHUFFLE_ORDERS, build_choice_block
+from ._freezing import freeze_modules, train_keeping_frozen
 
 
 WEIGHT_SHARING = ('none', 'kernel')
@@ -313,25 +313,23 @@ class DetNASShuffleNetV2(BaseModule):
                                       error_msgs)
 
     # ------------------------------------------------------ train/freeze/BN
-    def _freeze_stages(self):
+    def _frozen_modules(self) -> list:
         if self.frozen_stages < 0:
-            return
-        frozen = [self.stem] + [
+            return []
+        return [self.stem] + [
             layer for layer, s in zip(self.layers, self._stage_of_layer)
             if s < self.frozen_stages
         ]
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+
+    def _freeze_stages(self):
+        freeze_modules(self._frozen_modules())
 
     def train(self, mode: bool = True):
+        """Train mode, keeping frozen stages (and BatchNorm when
+        ``norm_eval``) in eval mode."""
         super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+        train_keeping_frozen(self, mode, self._frozen_modules(),
+                             self.norm_eval)
         return self
 
 

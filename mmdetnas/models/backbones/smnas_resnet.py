@@ -38,11 +38,11 @@ import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
 from mmengine.model import BaseModule, Sequential
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdetnas.registry import MODELS
 from mmdetnas.spaces.resnet_code import (NUM_STAGES, CodeLike, ResNetCode,
                                          parse_code)
+from ._freezing import freeze_modules, train_keeping_frozen
 
 BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}
 #: ``norm_cfg=dict(type='GN', num_groups=HALF_BASE)``: base/2 groups, the
@@ -218,23 +218,19 @@ class SMNASResNet(BaseModule):
                 outs.append(x)
         return tuple(outs)
 
-    def _freeze_stages(self):
-        modules = ([self.stem] if self.frozen_stages >= 0 else []) + [
+    def _frozen_modules(self) -> list:
+        return ([self.stem] if self.frozen_stages >= 0 else []) + [
             getattr(self, f'layer{i}')
             for i in range(1, self.frozen_stages + 1)
         ]
-        for m in modules:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+
+    def _freeze_stages(self):
+        freeze_modules(self._frozen_modules())
 
     def train(self, mode: bool = True):
         """Train mode, keeping frozen stages (and BatchNorm when
         ``norm_eval``) in eval mode."""
         super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+        train_keeping_frozen(self, mode, self._frozen_modules(),
+                             self.norm_eval)
         return self
