@@ -122,3 +122,20 @@ def build_runner(cfg: Config):
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for a stage subprocess: on Linux the child gets
+    SIGKILL when the tool that started it dies, even by ``kill -9``, so a
+    restarted tool never races a leftover training in the same work dir
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``). Elsewhere a no-op."""
+    import ctypes
+    import signal
+    import sys
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # no prctl: the child outlives a killed parent, as before

@@ -38,6 +38,9 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from mmdetnas.utils.atomic import atomic_write  # noqa: E402
+from tools.common import die_with_parent  # noqa: E402
+
 QS = 'configs/quickstart'
 BASELINE = ('shuffle_3x3', ) * 20  # plain ShuffleNetV2 layout
 SPACE = '300M-kernel'  # the quickstart supernets' search space
@@ -83,6 +86,7 @@ def run(cmd, log_dir, name, times):
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
+            preexec_fn=die_with_parent,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True)
@@ -259,7 +263,8 @@ def run_pipeline(args):
                 test_map50=m.get('coco/bbox_mAP_50')))
 
     write_summary(wd, rows, times, args)
-    with open(osp.join(wd, 'summary.json'), 'w') as f:
+    # the seed's "finished" mark: atomic, so a kill never leaves half
+    with atomic_write(osp.join(wd, 'summary.json')) as f:
         json.dump(dict(seed=args.seed, tiny=args.tiny, rows=rows,
                        times=times), f, indent=1)
     return rows
@@ -279,9 +284,8 @@ def run_seeds(args):
         sub.work_dir = osp.join(root, f'seed_{seed}')
         sub.skip_data = args.skip_data or i > 0
         done = osp.join(sub.work_dir, 'summary.json')
-        if osp.isfile(done):  # finished earlier (or run separately)
-            with open(done) as f:
-                saved = json.load(f)
+        saved = read_finished_run(done)
+        if saved is not None:  # finished earlier (or run separately)
             if saved['seed'] == seed and saved['tiny'] == args.tiny:
                 print(f'seed {seed}: reusing the finished run in '
                       f'{sub.work_dir}')
@@ -291,6 +295,25 @@ def run_seeds(args):
         per_seed[seed] = {r['name']: r for r in run_pipeline(sub)}
         write_seeds_summary(root, per_seed, args)
     return per_seed
+
+
+def read_finished_run(path):
+    """The ``summary.json`` of a finished seed, or ``None`` when there is
+    none or it cannot be used (unreadable, or not a quickstart summary:
+    that seed is then run again, with a message naming the file)."""
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        missing = [k for k in ('seed', 'tiny', 'rows') if k not in saved]
+        if missing:
+            raise KeyError(f'no {missing}')
+        return saved
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f'{path}: not a finished quickstart summary '
+              f'({type(e).__name__}: {e}); running this seed again')
+        return None
 
 
 def write_seeds_summary(root, per_seed, args):

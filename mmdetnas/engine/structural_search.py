@@ -151,6 +151,10 @@ class StructuralSearch:
                 eng.load(state, is_main_process())
                 self._log(f'resumed at generation {eng.generation + 1} with '
                           f'{len(eng.records)} trained candidates')
+        else:
+            warning = eng.start_new(is_main_process())
+            if warning:
+                self.logger.warning(warning)
         start, n_start = time.time(), len(eng.records)
         while eng.generation < eng.max_generations:
             if eng.pending is None:
@@ -158,10 +162,12 @@ class StructuralSearch:
                     self._propose() if is_main_process() else None)
                 if is_main_process():
                     eng.save()
-                if not eng.pending:
-                    self._log(f'generation {eng.generation + 1}: no new '
-                              'candidate fits the constraints; stopping')
-                    break
+            if not eng.pending:
+                # also a resumed search that had stopped early: its saved
+                # empty generation is not closed and proposed again
+                self._log(f'generation {eng.generation + 1}: no new '
+                          'candidate fits the constraints; stopping')
+                break
             for genome in eng.pending[eng.done_in_generation():]:
                 record = self.evaluate(genome)
                 eng.add_record(record, is_main_process())
@@ -242,12 +248,14 @@ class StructuralSearch:
     # ----------------------------------------------------------- evaluation
     def candidate_config(self, genome, index: int) -> Config:
         """The candidate's config with its run-time settings (work dir,
-        experiment name, resume from its own last checkpoint, and
+        experiment name, resume from its own last checkpoint when the
+        search resumes (a new search trains every candidate anew), and
         ``randomness.seed`` = the search seed unless the config sets one)."""
         cfg = self.space.build_config(self.base, genome)
         cfg.work_dir = osp.join(self.work_dir, 'candidates', f'{index:03d}')
         cfg.experiment_name = f'cand{index:03d}_{time.time_ns()}'
-        cfg.resume = osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint'))
+        cfg.resume = self.resume and osp.isfile(
+            osp.join(cfg.work_dir, 'last_checkpoint'))
         cfg.load_from = None
         randomness = dict(cfg.get('randomness') or {})
         if randomness.get('seed') is None:

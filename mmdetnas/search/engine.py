@@ -21,6 +21,7 @@ import random
 import time
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
 
+from mmdetnas.utils.atomic import atomic_write
 from .evolution import nsga2_rank, objectives, pareto_front, topk_single
 
 STATE_VERSION = 1
@@ -248,13 +249,8 @@ class SearchEngine:
     def save(self) -> None:
         """Write the state atomically (temporary file, fsync, rename): a
         kill at any moment leaves the previous or the new state."""
-        os.makedirs(self.work_dir, exist_ok=True)
-        tmp = self.state_path + '.tmp'
-        with open(tmp, 'wb') as f:
+        with atomic_write(self.state_path, 'wb') as f:
             pickle.dump(self.state(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_path)
 
     def read_state(self) -> Optional[dict]:
         """The saved state, or ``None`` when there is none.
@@ -274,10 +270,12 @@ class SearchEngine:
                 f'{type(e).__name__}: {e}') from e
         # states written before the identity was grouped hold the same
         # settings at the top level
-        saved = state.get('identity') or {k: state.get(k)
-                                          for k in self.identity}
+        saved = state.get('identity') or {k: state[k]
+                                          for k in self.identity
+                                          if k in state}
         for k, v in self.identity.items():
-            if saved.get(k) != v:
+            # a setting the state predates is not checked
+            if k in saved and saved[k] != v:
                 raise RuntimeError(
                     f'search state {self.state_path!r} was written with '
                     f'{k}={saved.get(k)!r}, this run has {v!r}; use another '
@@ -295,9 +293,42 @@ class SearchEngine:
         self.history = list(state['history'])
         self.visited = {self.key(self.genome_of(r)): r for r in self.records}
         if main_process:
-            with open(self.jsonl_path, 'w') as f:
-                for r in self.records:
-                    f.write(json.dumps(r) + '\n')
+            self._write_jsonl(self.records)
+
+    def start_new(self, main_process: bool = True) -> Optional[str]:
+        """Start a new search in ``work_dir`` (no ``--resume``): the main
+        process removes the state and empties ``candidates.jsonl`` of an
+        earlier search there, whose candidates would otherwise mix with this
+        search's (as a training run without ``--resume`` starts over).
+
+        Returns:
+            str or None: a warning naming what was discarded (main process,
+            when there was something), else ``None``.
+        """
+        if not main_process:
+            return None
+        found = []
+        if osp.isfile(self.state_path):
+            found.append(self.state_path)
+            os.remove(self.state_path)
+        if osp.isfile(self.jsonl_path):
+            with open(self.jsonl_path) as f:
+                n = sum(1 for line in f if line.strip())
+            found.append(f'{self.jsonl_path} ({n} candidates)')
+            self._write_jsonl([])
+        if not found:
+            return None
+        return (f'starting a new search over an earlier one in '
+                f'{self.work_dir}: discarded {" and ".join(found)}; pass '
+                '--resume to continue a search instead')
+
+    def _write_jsonl(self, records: List[dict]) -> None:
+        """Rewrite ``candidates.jsonl`` atomically (temporary file,
+        fsync, rename): a kill leaves the old or the new file, never a cut
+        line."""
+        with atomic_write(self.jsonl_path) as f:
+            for r in records:
+                f.write(json.dumps(r) + '\n')
 
     # ----------------------------------------------------------------- plots
     def plot(self, cost_label: str, cost_unit: float = 1.0,

@@ -21,12 +21,12 @@ Architecture file format (YAML, human readable)::
 The official DetNAS architectures (DetNAS Sec. 4 and its reference code) are
 available by name, see :data:`OFFICIAL_ARCHS`.
 """
-import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
 import yaml
 
+from mmdetnas.utils.atomic import atomic_write
 from .search_space import (CHOICE_KERNELS, PRESETS, SearchSpace,
                            build_search_space)
 
@@ -160,8 +160,8 @@ def save_arch_file(path: str,
     }
     if meta:
         data['meta'] = meta
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as f:
+    # atomic: a kill leaves the old file or the new one, never a cut one
+    with atomic_write(path) as f:
         f.write('# mmdetnas architecture: one choice per searchable layer\n')
         f.write(f'# choice indices: {arch_to_indices(arch, space)}\n')
         yaml.safe_dump(data, f, sort_keys=False)

@@ -1,8 +1,9 @@
-from .checkpoint import (check_checkpoint_matches, load_local_checkpoint,
-                         register_checkpoint_loader)
+from .atomic import atomic_write
+from .checkpoint import (check_checkpoint_matches, file_sha256,
+                         load_local_checkpoint, register_checkpoint_loader)
 from .dist import broadcast_object
 
 __all__ = [
-    'broadcast_object', 'check_checkpoint_matches', 'load_local_checkpoint',
-    'register_checkpoint_loader'
+    'atomic_write', 'broadcast_object', 'check_checkpoint_matches',
+    'file_sha256', 'load_local_checkpoint', 'register_checkpoint_loader'
 ]

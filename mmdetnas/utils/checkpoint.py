@@ -125,3 +125,18 @@ def check_checkpoint_matches(model: torch.nn.Module,
         'this config inherits (same model, model.backbone.search_space and '
         'weight_sharing; a detection search needs the detection supernet, '
         'not the classification one)')
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's content (read in 1 MiB chunks): the identity
+    of a checkpoint, whatever its path.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()

@@ -445,3 +445,114 @@ def test_candidate_scalars_reach_the_visual_backends(tmp_path):
         assert e['search/generation'] == r['generation']
         assert e['search/best'] == pytest.approx(best)
         assert 'search/latency_ms' not in e  # not measured
+
+
+def test_a_new_search_in_a_used_work_dir_starts_over(tmp_path):
+    first, _ = make_loop(tmp_path, max_generations=1)
+    first.run()
+    second, runner = make_loop(tmp_path, max_generations=1, seed=2)
+    second.run()
+    rows = read_jsonl(tmp_path / 'candidates.jsonl')
+    # only the second search's candidates, each once
+    assert [tuple(r['arch']) for r in rows] == runner.evaluated
+    assert [r['index'] for r in rows] == list(range(10))
+    with open(tmp_path / 'search_state.pkl', 'rb') as f:
+        assert len(pickle.load(f)['records']) == 10
+
+
+class TinySpaceRunner(FakeRunner):
+    """A space of 2 ** 4 = 16 architectures: a search of 4 generations of
+    10 runs out of new candidates and stops early."""
+
+    def __init__(self, work_dir):
+        super().__init__(work_dir)
+        self.model = nn.Sequential(DetNASShuffleNetV2(search_space=dict(
+            name='tiny', stem_channels=8, stage_channels=[16, 32, 64, 128],
+            stage_blocks=[1, 1, 1, 1], last_channels=256,
+            choices=['shuffle_3x3', 'shuffle_7x7'])))
+        self.val_loop = FakeValLoop(self.model[0], self.evaluated)
+
+
+def test_resume_after_an_early_stop_changes_nothing(tmp_path):
+    cfg = dict(max_generations=4, population_size=10, top_k=3,
+               num_mutation=4, num_crossover=3, calibrate_bn=False, seed=1,
+               dataloader=[])
+    runner = TinySpaceRunner(tmp_path)
+    new_loop(runner, **cfg).run()
+    assert len(set(runner.evaluated)) == len(runner.evaluated) <= 16
+    with open(tmp_path / 'search_state.pkl', 'rb') as f:
+        before = pickle.load(f)
+    assert before['pending'] == [] and before['generation'] < 4
+    lines = read_jsonl(tmp_path / 'candidates.jsonl')
+    for _ in range(2):
+        again = TinySpaceRunner(tmp_path)
+        new_loop(again, resume=True, **cfg).run()
+        assert again.evaluated == []
+        with open(tmp_path / 'search_state.pkl', 'rb') as f:
+            after = pickle.load(f)
+        # no generation closed or proposed again
+        assert (after['generation'], after['history'],
+                after['pending']) == (before['generation'],
+                                      before['history'], [])
+        assert read_jsonl(tmp_path / 'candidates.jsonl') == lines
+
+
+class PrefixMetric(ScoreMetric):
+    """Records the ``outfile_prefix`` it computes with."""
+    seen = []
+
+    def __init__(self, outfile_prefix):
+        super().__init__()
+        self.outfile_prefix = outfile_prefix
+
+    def compute_metrics(self, results):
+        PrefixMetric.seen.append(self.outfile_prefix)
+        return super().compute_metrics(results)
+
+
+@pytest.mark.parametrize('world,expected', [(1, 'out/res'),
+                                            (2, 'out/res.rank1')])
+def test_candidate_mode_ranks_never_share_a_result_file(
+        tmp_path, monkeypatch, world, expected):
+    """Each rank scores its own candidate at the same time: a metric that
+    writes and reads back ``{outfile_prefix}.bbox.json`` (CocoMetric) must
+    not read another rank's file."""
+    from mmdetnas.engine.loops import evolution_search_loop as esl
+    runner = CandidateRunner(tmp_path)
+    runner.val_loop.evaluator = Evaluator(PrefixMetric('out/res'))
+    loop = new_loop(runner, [], max_generations=1, population_size=2,
+                    top_k=1, num_mutation=0, num_crossover=0,
+                    calibrate_bn=False, seed=1, parallel='candidate')
+    monkeypatch.setattr(esl, 'get_world_size', lambda: world)
+    monkeypatch.setattr(esl, 'get_rank', lambda: 1)
+    PrefixMetric.seen.clear()
+    runner.model.backbone.set_arch(('shuffle_3x3', ) * 20)
+    metrics = loop.evaluate_locally()
+    assert PrefixMetric.seen == [expected]
+    assert metrics['coco/n_images'] == 3.0
+    # the configured prefix is restored for the next candidate
+    assert runner.val_loop.evaluator.metrics[0].outfile_prefix == 'out/res'
+
+
+def test_resume_refuses_another_supernet(tmp_path):
+    """A resumed search must not mix scores of two supernets: the state
+    records the checkpoint's content; a copy under another path is the
+    same supernet."""
+    ckpt = tmp_path / 'supernet.pth'
+    ckpt.write_bytes(b'weights A')
+    work = tmp_path / 'search'
+    loop, runner = make_loop(work, max_generations=1)
+    runner.cfg = dict(load_from=str(ckpt))
+    loop.run()
+    copy = tmp_path / 'copy.pth'
+    copy.write_bytes(b'weights A')
+    same, runner = make_loop(work, max_generations=2, resume=True)
+    runner.cfg = dict(load_from=str(copy))
+    same.run()
+    assert len(runner.evaluated) == 10  # generation 2 only
+    ckpt.write_bytes(b'weights B')  # re-trained in place
+    other, runner = make_loop(work, max_generations=3, resume=True)
+    runner.cfg = dict(load_from=str(ckpt))
+    with pytest.raises(RuntimeError, match='supernet_sha256'):
+        other.run()
+    assert runner.evaluated == []

@@ -215,3 +215,26 @@ def test_resume_equals_an_uninterrupted_run_and_front(cfg, tmp_path):
     other.modular_space['max_blocks'] = 9
     with pytest.raises(RuntimeError, match='was written with'):
         _scored_search(other, full, resume=True).run()
+
+
+def test_a_new_search_in_a_used_work_dir_starts_over(cfg, tmp_path):
+    """Without --resume the earlier search's state and candidates are
+    discarded (not mixed in), and no earlier candidate training is
+    resumed; with --resume a candidate's own checkpoint is."""
+    clean = tmp_path / 'clean'
+    _scored_search(cfg, clean).run()
+    used = tmp_path / 'used'
+    _scored_search(cfg, used).run()
+    first = _scored_search(cfg, used)
+    stale = osp.join(used, 'candidates', '000', 'last_checkpoint')
+    with open(stale, 'w') as f:
+        f.write('iter_1.pth')
+    assert first.candidate_config('r18_64_11-21-21-21', 0).resume is False
+    first.run()
+    assert _lines(used) == _lines(clean)  # 12 lines, not 24
+    with open(osp.join(used, 'search.log')) as f:
+        assert 'discarded' in f.read()
+    with open(stale, 'w') as f:
+        f.write('iter_1.pth')
+    resumed = _scored_search(cfg, used, resume=True)
+    assert resumed.candidate_config('r18_64_11-21-21-21', 0).resume is True

@@ -103,3 +103,26 @@ def test_seeds_study_collects_finished_runs(tmp_path, monkeypatch):
     # searched 0.3, 0.4, 0.1 -> mean 0.2667
     assert '0.2667 ± ' in text
     assert 'Searched >= baseline in 2 of 3 seeds' in text
+
+
+def test_a_cut_or_foreign_summary_runs_the_seed_again(tmp_path, monkeypatch,
+                                                      capsys):
+    """A ``summary.json`` cut by a kill, or not a quickstart summary, is
+    not a finished seed: that seed runs again, with a message naming the
+    file, instead of the study dying on a JSON error."""
+    qs = quickstart_tool
+    ran = []
+    monkeypatch.setattr(qs, 'run_pipeline',
+                        lambda a: ran.append(a.seed) or list(
+                            _rows(0.4, 0.1).values()))
+    (tmp_path / 'seed_0').mkdir()
+    cut = tmp_path / 'seed_0' / 'summary.json'
+    cut.write_text('{"seed": 0, "tiny": false, "ro')
+    (tmp_path / 'seed_1').mkdir()
+    (tmp_path / 'seed_1' / 'summary.json').write_text('{"seed": 1}')
+    qs.main(['--seeds', '0', '1', '--work-dir', str(tmp_path),
+             '--skip-data'])
+    assert ran == [0, 1]
+    out = capsys.readouterr().out
+    assert f'{cut}: not a finished quickstart summary' in out
+    assert 'running this seed again' in out

@@ -60,6 +60,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from mmdetnas.spaces.arch import arch_argument  # noqa: E402
+from mmdetnas.utils import atomic_write, file_sha256  # noqa: E402
+from tools.common import die_with_parent  # noqa: E402
 from mmdetnas.search.ranking import (REFERENCE,  # noqa: E402
                                      archs_from_candidates, rank_report,
                                      select_archs_in_flops_band,
@@ -145,12 +147,8 @@ def _eta(start: float, done: int, left: int) -> str:
 
 
 def _atomic_json(path: str, data, **kw) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
+    with atomic_write(path) as f:
         json.dump(data, f, indent=1, **kw)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _no_nan(value):
@@ -242,20 +240,11 @@ def select_archs(args, cfg, space) -> list:
 
 
 # -------------------------------------------------------------------- state
-def _sha256(path: str) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _identity(args, space, score_key, archs) -> dict:
     """What a saved state must match to be resumed (the checkpoint by
     content, so a moved checkpoint is still the same)."""
     return dict(
-        checkpoint_sha256=_sha256(args.checkpoint),
+        checkpoint_sha256=file_sha256(args.checkpoint),
         search_config=osp.abspath(args.config),
         subnet_config=osp.abspath(args.subnet_config),
         space=space.to_dict(),
@@ -268,8 +257,8 @@ def load_state(path: str, identity: dict, standalone_key: str) -> dict:
     state = dict(version=STATE_VERSION, **identity,
                  standalone_key=standalone_key, supernet={}, standalone={},
                  more_supernets={})
-    if osp.isfile(path + '.tmp'):  # killed while writing; path is intact
-        os.remove(path + '.tmp')
+    for tmp in glob.glob(glob.escape(path) + '.tmp*'):
+        os.remove(tmp)  # killed while writing; path is intact
     if not osp.isfile(path):
         return state
     try:
@@ -501,7 +490,8 @@ def train_standalone(args, archs, keys, arch_files, state, save,
             t0 = time.time()
             with open(log, 'a', encoding='utf-8') as f:
                 proc = subprocess.run(cmd, cwd=ROOT, stdout=f,
-                                      stderr=subprocess.STDOUT)
+                                      stderr=subprocess.STDOUT,
+                                      preexec_fn=die_with_parent)
             if proc.returncode != 0:
                 with open(log, encoding='utf-8', errors='replace') as f:
                     tail = f.read()[-3000:]
@@ -674,7 +664,7 @@ def main(argv=None):
                        ('search config', args.config)):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path!r}')
-    args.more_sha256 = [_sha256(c) for c in args.more_checkpoints]
+    args.more_sha256 = [file_sha256(c) for c in args.more_checkpoints]
     if args.num_archs < 2:
         raise ValueError('--num-archs must be >= 2')
     args.work_dir = osp.abspath(args.work_dir)

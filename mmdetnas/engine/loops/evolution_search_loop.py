@@ -22,6 +22,8 @@ Two ways to use several processes (``parallel``):
   across ranks, with the val hooks), for a search split too large for one
   device.
 """
+import logging
+import os.path as osp
 import random
 import time
 from typing import Dict, List, Optional, Sequence
@@ -44,6 +46,7 @@ from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.evolution import crossover, mutate, random_arch
 from mmdetnas.search.model_cost import measure_latency
+from mmdetnas.utils.checkpoint import file_sha256
 from mmdetnas.utils.dist import broadcast_object, gather_objects
 
 
@@ -297,9 +300,18 @@ class EvolutionSearchLoop(BaseLoop):
                    for h in self.runner.hooks):
             self.runner.register_hook(SearchOutputsHook())
         self.engine.work_dir = self.work_dir
+        # scores of another supernet must not be mixed into a resumed
+        # search: the state records the checkpoint's content
+        ckpt = self.supernet_checkpoint
+        self.engine.identity['supernet_sha256'] = (
+            file_sha256(ckpt) if ckpt and osp.isfile(ckpt) else None)
         self.runner.call_hook('before_train')
         if self.resume:
             self._load_state()
+        else:
+            warning = self.engine.start_new(is_main_process())
+            if warning:
+                print_log(warning, logger='current', level=logging.WARNING)
         while self.generation < self.max_generations:
             if not self.run_epoch():
                 break
@@ -322,12 +334,14 @@ class EvolutionSearchLoop(BaseLoop):
             self.pending = broadcast_object(
                 self._propose() if is_main_process() else None)
             self._save_state()
-            if not self.pending:
-                print_log(
-                    f'generation {self.generation}: no new candidate '
-                    'satisfies the constraints; stopping early',
-                    logger='current')
-                return False
+        if not self.pending:
+            # also a resumed search that had stopped early: its saved
+            # empty generation must not be closed and proposed again
+            print_log(
+                f'generation {self.generation}: no new candidate '
+                'satisfies the constraints; stopping early',
+                logger='current')
+            return False
         self.runner.call_hook('before_train_epoch')
         todo = self.pending[self.engine.done_in_generation():]
         step = 1 if self.parallel == 'data' else get_world_size()
@@ -431,6 +445,10 @@ class EvolutionSearchLoop(BaseLoop):
         Returns:
             dict: the evaluator's metrics (prefixed names).
 
+        With several processes, a metric's ``outfile_prefix`` (result files
+        written and read back, e.g. by ``CocoMetric``) gets ``.rank{r}``
+        appended while it computes, so ranks never share a file.
+
         Raises:
             ValueError: two metrics of the evaluator give the same name.
         """
@@ -447,10 +465,21 @@ class EvolutionSearchLoop(BaseLoop):
                 evaluator.process(data_samples=model.val_step(batch),
                                   data_batch=batch)
         metrics: dict = {}
+        world, rank = get_world_size(), get_rank()
         for metric in evaluator.metrics:
             results = _to_cpu(metric.results)
             metric.results.clear()
-            out = metric.compute_metrics(results)
+            # a result file the metric writes and reads back (e.g.
+            # CocoMetric's outfile_prefix) gets the rank's own name: the
+            # ranks score different candidates at the same time
+            prefix = getattr(metric, 'outfile_prefix', None)
+            if prefix and world > 1:
+                metric.outfile_prefix = f'{prefix}.rank{rank}'
+            try:
+                out = metric.compute_metrics(results)
+            finally:
+                if prefix and world > 1:
+                    metric.outfile_prefix = prefix
             if metric.prefix:
                 out = {f'{metric.prefix}/{k}': v for k, v in out.items()}
             for k in out:
