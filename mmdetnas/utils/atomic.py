@@ -29,7 +29,9 @@ def atomic_write(path: str, mode: str = 'w',
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got "
                          f'{mode!r}')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
+    # one fixed name: a temporary file left by a kill is overwritten by the
+    # next write (one process writes a given path)
+    tmp = path + '.tmp'
     kw = {} if mode == 'wb' else dict(encoding=encoding)
     try:
         with open(tmp, mode, **kw) as f:

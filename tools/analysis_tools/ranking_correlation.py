@@ -257,8 +257,8 @@ def load_state(path: str, identity: dict, standalone_key: str) -> dict:
     state = dict(version=STATE_VERSION, **identity,
                  standalone_key=standalone_key, supernet={}, standalone={},
                  more_supernets={})
-    for tmp in glob.glob(glob.escape(path) + '.tmp*'):
-        os.remove(tmp)  # killed while writing; path is intact
+    if osp.isfile(path + '.tmp'):  # killed while writing; path is intact
+        os.remove(path + '.tmp')
     if not osp.isfile(path):
         return state
     try:
