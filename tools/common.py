@@ -1,6 +1,7 @@
 """The shared start-up of the command-line tools (train, test, search,
 search_structure, ranking_correlation): mmdet's flags, loading a config with
-them, CPU process groups and building the runner.
+them, the distributed start-up (process group, device and rank variables for
+every launcher, before any rank-dependent decision) and building the runner.
 
 Library code does not import this module; tests and benchmarks that run a
 tool's start-up do (``from tools.common import prepare_cfg``).
@@ -11,6 +12,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from mmdetnas.utils.dist import (dist_backend, finalize_dist,  # noqa: F401
+                                 init_dist_env)
 from mmdetnas.utils.setup_env import adapt_sync_bn
 
 
@@ -32,37 +35,6 @@ def parse_tool_args(parser, argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
-
-
-def init_cpu_dist(launcher: str) -> bool:
-    """Start the gloo process group for a CPU-only ``pytorch`` launch.
-
-    mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device``,
-    which fails on a CPU-only torch; with the group already started the
-    Runner skips its own ``init_dist``. Returns True if it started one.
-    """
-    import torch.distributed as dist
-    if launcher != 'pytorch' or torch.cuda.is_available() \
-            or dist.is_initialized():
-        return False
-    dist.init_process_group(backend='gloo')
-    print_log(
-        f'CPU-only torch: started the gloo process group (rank '
-        f'{dist.get_rank()} of {dist.get_world_size()})', logger='current')
-    return True
-
-
-def finalize_dist() -> None:
-    """Tear down the process group at the end of a tool.
-
-    Without it a gloo rank may abort at interpreter exit ("terminate called
-    without an active exception") after its work is done, failing the
-    launch with exit code -6.
-    """
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 def prepare_cfg(args, default_work_dir_root: str = './work_dirs') -> Config:
@@ -93,16 +65,23 @@ def prepare_cfg(args, default_work_dir_root: str = './work_dirs') -> Config:
                 optim.type = 'AmpOptimWrapper'
                 optim.loss_scale = 'dynamic'
     adapt_sync_bn(cfg, args.launcher)
-    if init_cpu_dist(args.launcher):
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
-        # mmengine passes device_ids=[LOCAL_RANK], which DDP rejects for
-        # CPU modules; a wrapper config with device_ids=None takes priority
-        wrapper = cfg.get('model_wrapper_cfg') or dict(
-            type='MMDistributedDataParallel', broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-        wrapper['device_ids'] = None
-        cfg.model_wrapper_cfg = wrapper
+    if args.launcher != 'none':
+        # the process group, device and rank variables before anything
+        # decides by rank (mmengine's Runner would start the group only
+        # when built, after the SM-NAS searches' first decisions)
+        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        dist_cfg['backend'] = dist_backend(dist_cfg.get('backend'))
+        init_dist_env(args.launcher, dist_cfg)
+        if not torch.cuda.is_available():
+            # mmengine passes device_ids=[LOCAL_RANK], which DDP rejects
+            # for CPU modules; a wrapper config with device_ids=None takes
+            # priority
+            wrapper = cfg.get('model_wrapper_cfg') or dict(
+                type='MMDistributedDataParallel', broadcast_buffers=False,
+                find_unused_parameters=cfg.get('find_unused_parameters',
+                                               False))
+            wrapper['device_ids'] = None
+            cfg.model_wrapper_cfg = wrapper
     return cfg
 
 

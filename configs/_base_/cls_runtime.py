@@ -12,7 +12,8 @@ default_hooks = dict(
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
+    # backend by device: the tools start NCCL with CUDA and gloo without
+    dist_cfg=dict(backend=None))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)

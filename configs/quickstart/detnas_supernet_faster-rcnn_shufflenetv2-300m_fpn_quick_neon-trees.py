@@ -67,7 +67,9 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+# backend by device: the tools start NCCL with CUDA and gloo without
+# (mmdetnas.utils.dist.dist_backend); None lets torch choose the same
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend=None))
 custom_hooks = [
     dict(
         type='mmdetnas.PathSamplerHook',

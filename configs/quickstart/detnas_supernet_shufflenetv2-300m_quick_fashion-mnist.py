@@ -51,4 +51,6 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=25),
     checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+# backend by device: the tools start NCCL with CUDA and gloo without
+# (mmdetnas.utils.dist.dist_backend); None lets torch choose the same
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend=None))

@@ -4,7 +4,9 @@ Each candidate is a combination of mmdet modules and an input size
 (:class:`mmdetnas.search.StructuralSearchSpace`), built as an ordinary mmdet
 config, trained with the config's short ("fast") schedule through
 mmengine's ``Runner``, scored by the config's evaluator (CocoMetric,
-VOCMetric) and timed on the current device. Selection keeps the
+VOCMetric; once, by the validation that ends the training) and timed on the
+current device; the candidate's Runner is then released
+(:func:`mmdetnas.utils.release_runner`). Selection keeps the
 two-objective Pareto front (score up, latency down) with the NSGA-II
 machinery of :class:`mmdetnas.search.engine.SearchEngine`, the engine every
 search of the toolkit shares.
@@ -15,7 +17,6 @@ Outputs in the work dir: ``candidates.jsonl``, ``search_state.pkl``,
 ``pareto.png``, ``search_curve.png`` and ``search.log``.
 """
 import copy
-import gc
 import os
 import os.path as osp
 import time
@@ -24,6 +25,7 @@ from typing import List, Optional, Sequence
 import torch
 from mmengine.config import Config
 from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 
@@ -34,6 +36,7 @@ from mmdetnas.search.modular import ModularSearchSpace
 from mmdetnas.spaces.resnet_code import code_macs
 from mmdetnas.search.structural import StructuralSearchSpace
 from mmdetnas.utils.dist import broadcast_object
+from mmdetnas.utils.runner_release import release_runner
 
 #: keys of the search config that are not part of a candidate's config
 SEARCH_KEYS = ('structural_search', 'structural_space', 'modular_search',
@@ -291,24 +294,19 @@ class StructuralSearch:
                 clean.pop(k, None)
             clean.dump(osp.join(cfg.work_dir, 'config.py'))
         t0 = time.time()
-        runner = Runner.from_cfg(cfg)
-        runner.train()
-        metrics = runner.val()
-        train_s = time.time() - t0
-        if self.score_key not in metrics:
-            raise RuntimeError(f'score_key {self.score_key!r} is not among '
-                               f'the evaluator metrics {sorted(metrics)}')
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
-        latency = None
-        if is_main_process():
-            model.eval()
-            latency = measure_latency(
-                model, self._shape(genome), self.latency_warmup,
-                self.latency_repeats, mode='predict')
-        latency = broadcast_object(latency)
-        del runner, model
-        gc.collect()
+        # the run validates once, at the end of training; the dumped
+        # config.py keeps the user's val_interval
+        runner = Runner.from_cfg(validate_at_end_only(cfg))
+        try:
+            metrics = self._train_and_score(runner)
+            train_s = time.time() - t0
+            latency = self._measure_latency(runner, genome)
+        finally:
+            # the candidate's logger (its open log file), message hub,
+            # visualizer, default scope, model, optimizer, loaders and
+            # cached CUDA memory: nothing of it outlives the candidate
+            release_runner(runner)
+            del runner
         metrics = {k: float(v) if isinstance(v, (int, float)) else v
                    for k, v in metrics.items()}
         return dict(
@@ -322,6 +320,43 @@ class StructuralSearch:
             input_shape=list(self._shape(genome)),
             device=_device_name(),
             feasible=_inside(latency, self.latency))
+
+    def _train_and_score(self, runner) -> dict:
+        """Train the candidate's Runner; the metrics of its one evaluation.
+
+        The run validates at the end of training only (see
+        :func:`validate_at_end_only`) and :class:`LastValidation` keeps that
+        validation's metrics; ``runner.val()`` runs only when training ran
+        no validation at its end (a resumed candidate whose checkpoint is
+        already at the end trains nothing; a train loop of another kind; a
+        hook that stopped training early), so each path evaluates once.
+
+        Raises:
+            RuntimeError: ``score_key`` is not among the metrics.
+        """
+        last_val = LastValidation()
+        runner.register_hook(last_val)
+        runner.train()
+        metrics = last_val.metrics_at(runner.train_loop.iter)
+        if metrics is None:
+            metrics = runner.val()
+        if self.score_key not in metrics:
+            raise RuntimeError(f'score_key {self.score_key!r} is not among '
+                               f'the evaluator metrics {sorted(metrics)}')
+        return metrics
+
+    def _measure_latency(self, runner, genome) -> float:
+        """The trained model's latency (ms), measured on rank 0 and
+        broadcast."""
+        latency = None
+        if is_main_process():
+            model = runner.model.module if is_model_wrapper(runner.model) \
+                else runner.model
+            model.eval()
+            latency = measure_latency(
+                model, self._shape(genome), self.latency_warmup,
+                self.latency_repeats, mode='predict')
+        return broadcast_object(latency)
 
     # -------------------------------------------------------------- outputs
     def _plot(self) -> None:
@@ -356,6 +391,63 @@ class StructuralSearch:
         self._log(f'[{self.tag}] Pareto front (score up, latency down):\n'
                   + '\n'.join(lines) + '\ntrain one with: python '
                   'tools/train.py front/<name>.py')
+
+
+def validate_at_end_only(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose train loop validates only once, at the end.
+
+    mmengine's ``IterBasedTrainLoop`` and ``EpochBasedTrainLoop`` validate
+    every ``val_interval`` iterations/epochs *and* at the last one, whatever
+    the interval: the copy's ``train_cfg.val_interval`` is ``max_iters``
+    (``max_epochs``) and its ``dynamic_intervals`` are gone, so the one
+    validation left is the final one. A train loop of another kind (or
+    without ``max_iters``/``max_epochs``) is left as it is.
+    """
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+    cfg = copy.deepcopy(cfg)
+    train_cfg = cfg.get('train_cfg')
+    if not isinstance(train_cfg, dict):
+        return cfg
+    loop = train_cfg.get('type')
+    if loop is None:  # Runner.build_train_loop's by_epoch shorthand
+        loop = EpochBasedTrainLoop if train_cfg.get('by_epoch') \
+            else IterBasedTrainLoop
+    elif isinstance(loop, str):
+        from mmdetnas.registry import LOOPS  # child of mmdet's, mmengine's
+        loop = LOOPS.get(loop)
+    if not isinstance(loop, type):
+        return cfg
+    if issubclass(loop, IterBasedTrainLoop):
+        end = train_cfg.get('max_iters')
+    elif issubclass(loop, EpochBasedTrainLoop):
+        end = train_cfg.get('max_epochs')
+    else:
+        return cfg
+    if end:
+        train_cfg['val_interval'] = end
+        train_cfg.pop('dynamic_intervals', None)
+    return cfg
+
+
+class LastValidation(Hook):
+    """Keeps the metrics of the Runner's latest validation and the train
+    iteration it ran at (``after_val_epoch`` receives the dict the val
+    loop's evaluator returned, the one ``runner.val()`` would return)."""
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.metrics = None
+        self.iter = None
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self.metrics = dict(metrics or {})
+        self.iter = runner.train_loop.iter
+
+    def metrics_at(self, iteration: int) -> Optional[dict]:
+        """The latest validation's metrics if it ran at train iteration
+        ``iteration`` (the model was not trained further after it), else
+        None."""
+        return self.metrics if self.iter == iteration else None
 
 
 def _inside(value, rng: Optional[Sequence]) -> bool:

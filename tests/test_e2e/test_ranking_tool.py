@@ -12,6 +12,8 @@ import sys
 import time
 
 import pytest
+from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric
 
 from mmdetnas.search import PRESETS, arch_cost, rank_report
 from tests.e2e_utils import ROOT, coco_options, make_tiny_coco, run_tool
@@ -225,3 +227,120 @@ def test_candidates_scored_as_the_search_did_and_commands(trained, tmp_path):
         key = ''.join(str(SPACE.choices.index(c)) for c in arch)
         assert sum(f'model.backbone.arch={wd}/archs/{key}.yaml' in x
                    for x in lines) == 1
+
+
+
+# ------------------------------------------------------- several processes
+@METRICS.register_module(force=True)
+class RankingProbeMetric(BaseMetric):
+    """A continuous score for the multi-process test: the mean over the
+    validation images of the sum of the detection scores and of the box
+    coordinates (mAP of a 6-iteration supernet is mostly 0, which would
+    hide a wrong score). Order-independent: per-image sums, added sorted
+    by image."""
+    default_prefix = 'probe'
+
+    def __init__(self, ann_file=None, **kwargs):  # coco_options sets it
+        super().__init__(**kwargs)
+
+    def process(self, data_batch, data_samples):
+        for sample in data_samples:
+            pred = sample['pred_instances']
+            self.results.append(
+                (int(sample['img_id']), float(pred['scores'].double().sum()),
+                 float(pred['bboxes'].double().sum())))
+
+    def compute_metrics(self, results):
+        results = sorted(results)
+        n = len(results)
+        return dict(score_mean=math.fsum(r[1] for r in results) / n,
+                    box_mean=math.fsum(r[2] for r in results) / n,
+                    images=n)
+
+
+@pytest.fixture(scope='module')
+def probe_one_process(trained, tmp_path_factory):
+    """The search config scored by :class:`RankingProbeMetric`, and the
+    supernet scores of the search's 3 candidates by the tool in one
+    process."""
+    tmp = tmp_path_factory.mktemp('probe')
+    config = tmp / 'search_probe.py'
+    config.write_text(
+        f'_base_ = [{osp.join(ROOT, SEARCH)!r}]\n'
+        "custom_imports = dict(imports=['tests.test_e2e.test_ranking_tool'],"
+        ' allow_failed_imports=False)\n'
+        "val_evaluator = dict(_delete_=True, type='RankingProbeMetric')\n"
+        "train_cfg = dict(score_key='probe/score_mean')\n")
+    wd = tmp / 'one'
+    run_tool(probe_args(trained, config, wd))
+    state = state_of(wd)
+    assert len(state['supernet']) == 3
+    return str(config), state
+
+
+def probe_args(trained, config, wd, *extra):
+    args = tool_args(trained, wd, '--from-candidates', trained[2],
+                     '--num-archs', '3', '--print-commands', *extra)
+    args[1] = str(config)  # the search config
+    return args
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize('parallel', ['candidate', 'data'])
+def test_two_processes_score_as_one_process(trained, probe_one_process,
+                                            tmp_path, parallel):
+    """torchrun with 2 gloo processes (--launcher pytorch, without
+    --print-commands): the supernet scores and metrics of 3 architectures
+    (an uneven last batch in 'candidate' mode) equal those of one process;
+    the run stops after stage A, and rank 0 alone writes the state and
+    train_commands.sh (tools/dist_train.sh lines with --gpus 2)."""
+    config, one = probe_one_process
+    scores = [r['score'] for r in one['supernet'].values()]
+    assert len(set(scores)) == 3  # the probe tells the architectures apart
+    wd = tmp_path / 'dist'
+    args = probe_args(trained, config, wd, '--gpus', '2', '--launcher',
+                      'pytorch')
+    args.remove('--print-commands')  # implied by several processes
+    if parallel == 'data':  # appended to the search's --cfg-options
+        args.append('train_cfg.parallel=data')
+    cmd = [sys.executable, '-m', 'torch.distributed.run',
+           '--nproc_per_node=2', f'--master_port={_free_port()}', *args]
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    # one rank logs
+    assert log.count(f"stage A: 2 process(es), the search loop's "
+                     f"'{parallel}' mode") == 1
+    assert log.count('[ranking] wrote') == 1
+    state = state_of(wd)
+    assert state['archs'] == one['archs']
+    assert set(state['supernet']) == set(one['supernet'])
+    for key, rec in state['supernet'].items():
+        want = one['supernet'][key]
+        assert rec['metrics']['probe/images'] == 3
+        assert rec['score'] == want['score']
+        assert rec['metrics'] == want['metrics']
+        assert (rec['flops'], rec['params']) == (want['flops'],
+                                                 want['params'])
+    assert not osp.exists(wd / 'standalone')  # no training started
+    assert not osp.exists(wd / 'ranking.json')
+    lines = [
+        x.split() for x in (wd / 'train_commands.sh').read_text().splitlines()
+        if x.startswith('tools/dist_train.sh')
+    ]
+    assert len(lines) == 3
+    for arch in state['archs']:
+        key = ''.join(str(SPACE.choices.index(c)) for c in arch)
+        (words, ) = [w for w in lines
+                     if f'model.backbone.arch={wd}/archs/{key}.yaml' in w]
+        assert words[2] == '2'
+        assert words[words.index('--work-dir') + 1] == str(
+            wd / 'standalone' / key)

@@ -5,8 +5,9 @@
         [--num-archs N] [--flops-band LO HI | --from-candidates JSONL |
          --arch-file ARCH ARCH ...] [--standalone-key coco/bbox_mAP_50]
         [--topk K] [--seed S] [--pool P] [--standalone-opts k=v ...]
-        [--more-checkpoints CKPT ...] [--print-commands]
-        [--cfg-options k=v ...]
+        [--more-checkpoints CKPT ...]
+        [--print-commands [--gpus N] [--slurm PARTITION]]
+        [--cfg-options k=v ...] [--launcher pytorch|slurm|mpi]
 
 The evaluation of the search phase of Yu et al., "Evaluating the search phase
 of neural architecture search" (ICLR 2020):
@@ -42,7 +43,25 @@ killed run continues where it stopped when started again with the same
 arguments (a killed training continues with ``--resume``). A stand-alone work
 dir that already holds a finished training is read, not trained again: run
 the ``--print-commands`` lines (``DIR/train_commands.sh``) on GPUs or as
-Slurm jobs, then run this tool again to collect the results.
+Slurm jobs, then run this tool again to collect the results. Those lines
+train with the subnet config's own recipe (only the architecture file, the
+work dir and ``--standalone-opts`` are set): ``python tools/train.py`` with
+``--gpus 1`` (default), ``tools/dist_train.sh SUBNET_CONFIG N`` with
+``--gpus N`` (N > 1), ``GPUS=N GPUS_PER_NODE=min(N, 8)
+tools/slurm_train.sh PARTITION JOB_NAME ...`` with ``--slurm PARTITION``.
+
+Several processes (``--launcher pytorch`` under torchrun, ``slurm`` under
+srun, ``mpi``) score stage A together, as ``tools/search.py`` does: in the
+search loop's ``'candidate'`` mode (its default with several processes) rank
+``j`` scores architecture ``j`` of each batch of ``world_size`` and the
+records are gathered in order; in ``'data'`` mode
+(``--cfg-options train_cfg.parallel=data``) all ranks score each
+architecture together. The scores are those of one process; only rank 0
+writes files. A multi-process run stops after stage A as with
+``--print-commands`` (stand-alone trainings are started only by a
+single-process run, which never holds other ranks waiting on it): run the
+written lines, then this tool again in one process to collect the results
+(stage A is then read from the state).
 """
 import argparse
 import glob
@@ -72,19 +91,20 @@ STATE_FILE = 'ranking_state.json'
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from tools.common import parse_tool_args
     parser = argparse.ArgumentParser(
         description='Ranking correlation between supernet scores and '
-        'stand-alone training (Yu et al., ICLR 2020)')
+        'stand-alone training (Yu et al., ICLR 2020); --work-dir (required:'
+        ' the output folder, run again with the same one to resume), '
+        "--cfg-options (override settings of the search config) and "
+        '--launcher (processes that score with the supernet) as in '
+        'tools/search.py')
     parser.add_argument('config', help='search config (EvolutionSearchLoop)')
     parser.add_argument('checkpoint', help='trained supernet checkpoint')
     parser.add_argument(
         '--subnet-config', required=True,
         help='config that trains one fixed architecture with tools/train.py'
         ' (model.backbone.arch is set per architecture)')
-    parser.add_argument(
-        '--work-dir', required=True,
-        help='output folder; run again with the same one to resume')
     parser.add_argument(
         '--num-archs', type=int, default=10,
         help='architectures to compare (FLOPs band / candidates)')
@@ -126,16 +146,60 @@ def parse_args(argv=None):
     parser.add_argument(
         '--print-commands', action='store_true',
         help='score with the supernet, write DIR/train_commands.sh (one '
-        'tools/train.py line per architecture) and exit')
+        'training command per architecture, see --gpus and --slurm) and '
+        'exit')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the search config')
-    return parser.parse_args(argv)
+        '--gpus', type=int, default=1, metavar='N',
+        help='GPUs of each stand-alone training in train_commands.sh: 1 '
+        '(default) writes python tools/train.py lines, N > 1 '
+        'tools/dist_train.sh SUBNET_CONFIG N lines (with --slurm: '
+        'GPUS=N)')
+    parser.add_argument(
+        '--slurm', metavar='PARTITION',
+        help='write tools/slurm_train.sh PARTITION JOB_NAME lines '
+        '(GPUS=N GPUS_PER_NODE=min(N, 8) with N of --gpus) instead')
+    args = parse_tool_args(parser, argv)
+    if not args.work_dir:
+        parser.error('the following arguments are required: --work-dir')
+    if args.gpus < 1:
+        parser.error(f'--gpus must be >= 1, got {args.gpus}')
+    return args
 
 
 # ------------------------------------------------------------------ helpers
+def _rank_world() -> tuple:
+    """``(rank, world size)`` of this process (``(0, 1)`` without a
+    process group)."""
+    from mmengine.dist import get_rank, get_world_size
+    return get_rank(), get_world_size()
+
+
 def _log(msg: str) -> None:
-    print(f'[ranking] {msg}', flush=True)
+    if _rank_world()[0] == 0:
+        print(f'[ranking] {msg}', flush=True)
+
+
+def _on_rank0(fn):
+    """``fn()`` run on rank 0 and its result broadcast to every rank, so
+    that the ranks work on one selection and one state (rank 0's files).
+    An exception of rank 0 is raised on every rank (no rank waits for a
+    broadcast that never comes)."""
+    rank, world = _rank_world()
+    if world == 1:
+        return fn()
+    from mmdetnas.utils.dist import broadcast_object
+    out, err = None, None
+    if rank == 0:
+        try:
+            out = (True, fn())
+        except Exception as e:  # noqa: BLE001  raised below on every rank
+            out, err = (False, f'{type(e).__name__}: {e}'), e
+    out = broadcast_object(out)
+    if not out[0]:
+        if err is not None:
+            raise err
+        raise RuntimeError(f'rank 0 failed: {out[1]}')
+    return out[1]
 
 
 def _hms(seconds: float) -> str:
@@ -294,7 +358,17 @@ def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
     """Fill ``state['supernet']`` (and ``state['more_supernets'][sha256]``
     for each ``--more-checkpoints`` supernet) with the search's score of
     each architecture (BN recalibration + ``val_loop``), saving after
-    each."""
+    each.
+
+    Call it on every rank (with the same ``state``). As in the search
+    (``EvolutionSearchLoop.run_epoch``): in the loop's ``'data'`` mode all
+    ranks score each architecture together
+    (:meth:`EvolutionSearchLoop.evaluate_candidate`); in ``'candidate'``
+    mode (the loop's default with several processes) rank ``j`` scores
+    architecture ``j`` of each batch of ``world_size`` and the records are
+    gathered in order (``EvolutionSearchLoop._score_batch``). Every rank
+    ends with the same scores; ``save`` writes them on rank 0 only.
+    """
     jobs = [(args.checkpoint, state['supernet'])] + [
         (path, state['more_supernets'].setdefault(sha, {}))
         for path, sha in zip(args.more_checkpoints, args.more_sha256)
@@ -332,26 +406,40 @@ def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
         start = time.time()
         total = sum(len(todo) for _, _, todo in jobs)
         i = 0
+        world = _rank_world()[1]
+        by_candidate = loop.parallel == 'candidate'
+        step = world if by_candidate else 1
+        _log(f"stage A: {world} process(es), the search loop's "
+             f"'{loop.parallel}' mode")
         for path, scores, todo in jobs:
             if path != args.checkpoint:  # load_from loaded the first one
                 runner.load_checkpoint(path, strict=True)
             _log(f'stage A: scoring {len(todo)} architecture(s) with the '
                  f'supernet {path}')
-            for arch, key in todo:
-                i += 1
-                rec = loop.evaluate_candidate(arch)
-                scores[key] = {
-                    k: rec[k]
-                    for k in ('score', 'flops', 'params', 'metrics',
-                              'calib_seconds', 'eval_seconds')
-                }
+            for b in range(0, len(todo), step):
+                batch = todo[b:b + step]
+                if by_candidate:  # architecture j on rank j, gathered
+                    recs = loop._score_batch([a for a, _ in batch])
+                else:  # all ranks together
+                    recs = [loop.evaluate_candidate(a) for a, _ in batch]
+                for (arch, key), rec in zip(batch, recs):
+                    if tuple(rec['arch']) != tuple(arch):
+                        raise RuntimeError(
+                            f'stage A: the record of {key} is of another '
+                            f"architecture {rec['arch']}")
+                    i += 1
+                    scores[key] = {
+                        k: rec[k]
+                        for k in ('score', 'flops', 'params', 'metrics',
+                                  'calib_seconds', 'eval_seconds')
+                    }
+                    _log(f'stage A {i}/{total} {key}: supernet '
+                         f"{loop.score_key}={rec['score']:.6f}, "
+                         f"{rec['flops'] / 1e6:.2f}M MACs, calib "
+                         f"{rec['calib_seconds']:.1f}s eval "
+                         f"{rec['eval_seconds']:.1f}s, eta "
+                         f'{_eta(start, i, total - i)}')
                 save()
-                _log(f'stage A {i}/{total} {key}: supernet '
-                     f"{loop.score_key}={rec['score']:.6f}, "
-                     f"{rec['flops'] / 1e6:.2f}M MACs, calib "
-                     f"{rec['calib_seconds']:.1f}s eval "
-                     f"{rec['eval_seconds']:.1f}s, eta "
-                     f'{_eta(start, i, total - i)}')
         runner.call_hook('after_train')
         return runner.model
 
@@ -373,6 +461,79 @@ def train_command(args,
         *(['--resume'] if resume else []), '--cfg-options',
         f'model.backbone.arch={arch_file}', *args.standalone_opts
     ]
+
+
+def printed_command(args, arch_file: str, work_dir: str, key: str) -> list:
+    """The ``train_commands.sh`` command of one stand-alone training (run
+    in the repository root), with the subnet config's own recipe: only the
+    per-architecture options (architecture file, work dir) and
+    ``--standalone-opts`` are set, nothing for one device.
+
+    - ``--gpus 1`` (default): ``python tools/train.py SUBNET_CONFIG
+      --work-dir WORK_DIR --cfg-options model.backbone.arch=ARCH ...``;
+    - ``--gpus N`` (N > 1): ``tools/dist_train.sh SUBNET_CONFIG N
+      --work-dir WORK_DIR --cfg-options ...`` (torchrun, N processes);
+    - ``--slurm PARTITION``: ``GPUS=N GPUS_PER_NODE=min(N, 8)
+      tools/slurm_train.sh PARTITION ranking_<key> SUBNET_CONFIG WORK_DIR
+      --cfg-options ...``.
+
+    The first items of a Slurm command are ``VAR=value`` assignments (the
+    environment of the script). Raises ValueError for a Slurm command with
+    an argument holding white space: ``tools/slurm_train.sh`` passes its
+    extra arguments on unquoted.
+    """
+    gpus = getattr(args, 'gpus', 1) or 1
+    slurm = getattr(args, 'slurm', None)
+    config = osp.abspath(args.subnet_config)
+    opts = ['--cfg-options', f'model.backbone.arch={arch_file}',
+            *args.standalone_opts]
+    if slurm:
+        cmd = [f'GPUS={gpus}', f'GPUS_PER_NODE={min(gpus, 8)}',
+               'tools/slurm_train.sh', slurm, f'ranking_{key}', config,
+               work_dir, *opts]
+        spaced = [c for c in cmd if re.search(r'\s', c)]
+        if spaced:
+            raise ValueError(
+                'tools/slurm_train.sh splits its arguments at white space: '
+                f'{spaced[0]!r} cannot be passed to it (a path or '
+                '--standalone-opts value without spaces can)')
+        return cmd
+    if gpus > 1:
+        return ['tools/dist_train.sh', config, str(gpus), '--work-dir',
+                work_dir, *opts]
+    return train_command(args, arch_file, work_dir, 'python')
+
+
+def write_train_commands(args, keys, arch_files) -> str:
+    """``DIR/train_commands.sh``: one :func:`printed_command` line per
+    architecture (in ``keys`` order). Returns its path."""
+    gpus = getattr(args, 'gpus', 1) or 1
+    lines = [
+        ' '.join(shlex.quote(c) for c in printed_command(
+            args, arch_files[key],
+            osp.join(args.work_dir, 'standalone', key), key))
+        for key in keys
+    ]
+    if getattr(args, 'slurm', None):
+        how = (f'Slurm jobs of {gpus} GPU(s) on partition {args.slurm} '
+               '(tools/slurm_train.sh)')
+    elif gpus > 1:
+        how = (f'{gpus} GPUs each (tools/dist_train.sh; lines run at the '
+               'same time on one machine need PORT=... of their own)')
+    else:
+        how = 'one process each (tools/train.py)'
+    header = [
+        '#!/usr/bin/env bash',
+        f'# stand-alone trainings of {len(keys)} architectures, {how}, with '
+        f'the recipe of {args.subnet_config}; run from the repository root, '
+        'in any order or in parallel, then run ranking_correlation.py again '
+        'with the same arguments (one process) to collect the results',
+        f'cd {shlex.quote(ROOT)}'
+    ]
+    path = osp.join(args.work_dir, 'train_commands.sh')
+    with atomic_write(path) as f:
+        f.write('\n'.join(header + lines) + '\n')
+    return path
 
 
 def _ckpt_progress(work_dir: str, unit: str):
@@ -669,11 +830,26 @@ def main(argv=None):
         raise ValueError('--num-archs must be >= 2')
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
+    # the user's launcher: the process group starts here (tools.common),
+    # and the search config's runner scores with every process
     cfg = prepare_cfg(
         argparse.Namespace(
             config=args.config, cfg_options=args.cfg_options,
             work_dir=osp.join(args.work_dir, 'supernet_eval'),
-            launcher='none'))
+            launcher=args.launcher))
+    rank, world = _rank_world()
+    # stand-alone trainings only in a single-process run: a training of
+    # hours to days started by rank 0 would hold the other ranks in a
+    # collective (and under their timeouts) all that time
+    commands_only = args.print_commands or world > 1
+    if not commands_only and (args.gpus != 1 or args.slurm):
+        raise ValueError(
+            '--gpus and --slurm shape the lines of train_commands.sh: add '
+            '--print-commands (the tool trains in one process itself)')
+    if world > 1 and not args.print_commands:
+        _log(f'{world} processes: stage A only, then train_commands.sh as '
+             'with --print-commands; run those trainings, then this tool '
+             'again in one process to collect the results')
     if cfg.train_cfg.get('type') != 'mmdetnas.EvolutionSearchLoop':
         raise ValueError(f'{args.config}: train_cfg.type must be '
                          "'mmdetnas.EvolutionSearchLoop', got "
@@ -686,50 +862,57 @@ def main(argv=None):
     score_key = cfg.train_cfg.get('score_key', 'coco/bbox_mAP')
     standalone_key = args.standalone_key or score_key
 
-    archs = select_archs(args, cfg, space)
+    # rank 0 selects, reads and writes; the other ranks get its results
+    archs = [tuple(a) for a in _on_rank0(
+        lambda: select_archs(args, cfg, space))]
     keys = [arch_key(a, space) for a in archs]
     k = args.topk
     if not 1 <= k <= len(archs):
         k = min(max(k, 1), len(archs))
         _log(f'--topk {args.topk} -> {k} ({len(archs)} architectures)')
     state_path = osp.join(args.work_dir, STATE_FILE)
-    state = load_state(state_path,
-                       _identity(args, space, score_key, archs),
-                       standalone_key)
+    arch_files = {
+        key: osp.join(args.work_dir, 'archs', f'{key}.yaml')
+        for key in keys
+    }
 
     def save():
+        if rank == 0:
+            _atomic_json(state_path, state)
+
+    def start():
+        state = load_state(state_path,
+                           _identity(args, space, score_key, archs),
+                           standalone_key)
         _atomic_json(state_path, state)
+        for arch, key in zip(archs, keys):
+            if not osp.isfile(arch_files[key]):
+                save_arch_file(arch_files[key], arch, space)
+        return state
 
-    save()
-    arch_files = {}
-    for arch, key in zip(archs, keys):
-        arch_files[key] = osp.join(args.work_dir, 'archs', f'{key}.yaml')
-        if not osp.isfile(arch_files[key]):
-            save_arch_file(arch_files[key], arch, space)
-
+    if commands_only:  # a command that cannot be written fails now
+        for key in keys:
+            printed_command(args, arch_files[key],
+                            osp.join(args.work_dir, 'standalone', key), key)
+    state = _on_rank0(start)
     score_with_supernet(args, cfg, space, archs, keys, state, save)
-    if args.print_commands:
-        if args.more_checkpoints:
-            _atomic_json(
-                osp.join(args.work_dir, 'supernet_agreement.json'),
-                _no_nan(dict(
-                    checkpoints=[osp.abspath(c) for c in
-                                 [args.checkpoint, *args.more_checkpoints]],
-                    archs=keys,
-                    agreement=agreement_of_supernets(args, keys, state)[1])),
-                allow_nan=False)
-        path = osp.join(args.work_dir, 'train_commands.sh')
-        with open(path, 'w') as f:
-            f.write('#!/usr/bin/env bash\n# stand-alone trainings of '
-                    f'{len(keys)} architectures; run from the repository '
-                    'root, in any order or in parallel, then run '
-                    'ranking_correlation.py again with the same arguments\n'
-                    f'cd {shlex.quote(ROOT)}\n')
-            for key in keys:
-                cmd = train_command(
-                    args, arch_files[key],
-                    osp.join(args.work_dir, 'standalone', key), 'python')
-                f.write(' '.join(shlex.quote(c) for c in cmd) + '\n')
+    if commands_only:
+        def write():
+            if args.more_checkpoints:
+                _atomic_json(
+                    osp.join(args.work_dir, 'supernet_agreement.json'),
+                    _no_nan(dict(
+                        checkpoints=[
+                            osp.abspath(c)
+                            for c in [args.checkpoint, *args.more_checkpoints]
+                        ],
+                        archs=keys,
+                        agreement=agreement_of_supernets(args, keys,
+                                                         state)[1])),
+                    allow_nan=False)
+            return write_train_commands(args, keys, arch_files)
+
+        path = _on_rank0(write)
         _log(f'wrote {path}: run these trainings, then this tool again')
         finalize_dist()
         return None

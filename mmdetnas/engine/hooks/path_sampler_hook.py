@@ -1,6 +1,7 @@
 """Per-iteration path sampling for supernet training (DetNAS Sec. 3.2)."""
 from typing import List, Optional
 
+from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -44,7 +45,8 @@ class PathSamplerHook(Hook):
             recalibrate the BN statistics of the evaluated path with this
             many training batches (DetNAS Sec. 3.4). The running statistics
             of a supernet mix every path, so without it (0) the metric of a
-            path is not meaningful.
+            path is not meaningful. Under DDP each rank recalibrates on its
+            share of the batches and the statistics are combined.
         calib_batch_size (int, optional): Images per recalibration batch
             (default: the training batch size).
         calib_seed (int): Base seed of the recalibration, as the search
@@ -125,9 +127,13 @@ class PathSamplerHook(Hook):
         if self.calib_iters > 0:
             model = runner.model.module if is_model_wrapper(
                 runner.model) else runner.model
+            # under DDP each rank runs its share of the batches and the
+            # statistics are combined (the same as one process running all)
+            world = get_world_size()
             secs = recalibrate_path_bn(
                 model, runner.train_dataloader, arch, self.calib_iters,
-                self.calib_batch_size, self.calib_seed, self.calib_scope)
+                self.calib_batch_size, self.calib_seed, self.calib_scope,
+                shard=(get_rank(), world) if world > 1 else None)
             msg += f' (BN recalibrated in {secs:.1f} s)'
         print_log(msg, logger='current')
 

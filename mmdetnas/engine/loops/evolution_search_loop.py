@@ -41,13 +41,16 @@ from mmdetnas.engine.hooks.search_outputs_hook import SearchOutputsHook
 from mmdetnas.registry import LOOPS
 from mmdetnas.spaces.arch import Arch, arch_to_indices, resolve_arch
 from mmdetnas.search.bn_recalibration import (SCOPES, dataloader_batch_size,
-                                              recalibrate_path_bn)
+                                              recalibrate_path_bn,
+                                              resolve_kernel)
 from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.evolution import crossover, mutate, random_arch
 from mmdetnas.search.model_cost import measure_latency
 from mmdetnas.utils.checkpoint import file_sha256
-from mmdetnas.utils.dist import broadcast_object, gather_objects
+from mmdetnas.utils.dist import (DEFAULT_COLLECTIVE_TIMEOUT_S,
+                                 broadcast_object, gather_objects,
+                                 set_collective_timeout)
 
 
 def _to_cpu(obj):
@@ -108,8 +111,24 @@ class EvolutionSearchLoop(BaseLoop):
         parallel (str, optional): ``'candidate'`` (each rank scores whole
             candidates, results gathered in candidate order) or ``'data'``
             (all ranks score each candidate together through
-            ``runner.val_loop``). ``None``: ``'candidate'`` with more than
-            one process, else ``'data'``. Both give the same search.
+            ``runner.val_loop``, and each recalibrates BN on its share of
+            the calibration batches, the statistics combined). ``None``:
+            ``'candidate'`` with more than one process, else ``'data'``.
+            Both give the same search.
+        calib_num_workers (int, optional): DataLoader workers that load the
+            calibration images (default: the training dataloader's
+            ``num_workers``); the statistics do not depend on it.
+        calib_kernel (str): BN forward of the recalibration, ``'auto'``
+            (by device: see
+            :data:`mmdetnas.search.bn_recalibration.AUTO_KERNEL`),
+            ``'reduction'`` or ``'torch'``.
+        collective_timeout (float): seconds a rank may wait for the others
+            in the search's own collectives (a generation proposed on rank
+            0, the records of a candidate-parallel batch); they run on a
+            gloo group of their own (:mod:`mmdetnas.utils.dist`), so ranks
+            without a candidate in the last batch of a generation wait on
+            the CPU, not in an NCCL kernel under NCCL's timeout. Default 6
+            hours.
 
     Raises:
         ValueError: (on construction) ``num_mutation + num_crossover``
@@ -159,8 +178,15 @@ class EvolutionSearchLoop(BaseLoop):
                  seed: int = 0,
                  resume: bool = False,
                  retrain_config: Optional[str] = None,
-                 parallel: Optional[str] = None):
+                 parallel: Optional[str] = None,
+                 calib_num_workers: Optional[int] = None,
+                 calib_kernel: str = 'auto',
+                 collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT_S):
         super().__init__(runner, dataloader)
+        set_collective_timeout(collective_timeout)
+        resolve_kernel(calib_kernel, 'cpu')  # raises on an unknown name
+        self.calib_kernel = calib_kernel
+        self.calib_num_workers = calib_num_workers
         if parallel not in (None, 'candidate', 'data'):
             raise ValueError("parallel must be 'candidate', 'data' or None, "
                              f'got {parallel!r}')
@@ -423,7 +449,10 @@ class EvolutionSearchLoop(BaseLoop):
         """BN recalibration of the active path ``arch`` with ``calib_iters``
         batches of ``calib_batch_size`` training images, the same on every
         rank and for every process count (seeded by ``seed`` and the
-        architecture, as :class:`PathSamplerHook` seeds it).
+        architecture, as :class:`PathSamplerHook` seeds it). The images are
+        loaded by ``calib_num_workers`` DataLoader workers; in ``'data'``
+        mode with several processes each rank runs its share of the batches
+        and the statistics are combined.
 
         Args:
             arch (tuple[str]): the active architecture.
@@ -431,9 +460,14 @@ class EvolutionSearchLoop(BaseLoop):
         Returns:
             float: seconds spent.
         """
+        world = get_world_size()
+        shard = (get_rank(), world) if (self.parallel == 'data'
+                                        and world > 1) else None
         return recalibrate_path_bn(
             self._model(), self.dataloader, arch, self.calib_iters,
-            self.calib_batch_size, self.seed, self.calib_scope)
+            self.calib_batch_size, self.seed, self.calib_scope,
+            num_workers=self.calib_num_workers, kernel=self.calib_kernel,
+            shard=shard)
 
     def evaluate_locally(self) -> dict:
         """Score the active path on the whole search split on this rank
