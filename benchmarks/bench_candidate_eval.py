@@ -19,8 +19,14 @@ two sides must be equal (checked). BN recalibration (the loop's
 ``recalibrate_bn``, the config's ``calib_iters x calib_batch_size`` training
 images) is timed separately and reported per image.
 
+The recalibration images go through a DataLoader with the config's
+workers (``calib_num_workers``, default the training dataloader's: 1 in the
+quickstart config); the time with the images loaded in the main process is
+reported next to it.
+
 Targets: time ratio candidate/subnet <= 1.05; BN recalibration per
 calibration image <= 0.5x evaluation per image (``calib_scope='features'``,
+with the config's workers,
 the backbone and neck the issue asks a recalibration to run; the pixels per
 image of both sides are reported next to it).
 
@@ -252,8 +258,20 @@ def run(args, device, rep, tmp):
     scope = loop.calib_scope
     runs_whole = bn_forward_parts(loop._model(), scope) is None
     loop.calib_scope = 'features'
+    # the config's DataLoader workers (the loop's default: the training
+    # dataloader's), then the images loaded in this process: the
+    # statistics are the same (per-image seeds), the time is not
+    workers = loop.calib_num_workers
+    if workers is None:
+        workers = getattr(loop.dataloader, 'num_workers', 0) or 0
     cal_f = [loop.recalibrate_bn(paths[0])
              for _ in range(args.calib_repeats)]
+    cal_f0 = cal_f
+    if workers:
+        loop.calib_num_workers = 0
+        cal_f0 = [loop.recalibrate_bn(paths[0])
+                  for _ in range(args.calib_repeats)]
+        loop.calib_num_workers = None
     # pixels per image that the backbone sees on each side (not timed)
     cal_px = backbone_pixels_per_image(
         loop._model(), lambda: loop.recalibrate_bn(paths[0]))
@@ -270,6 +288,7 @@ def run(args, device, rep, tmp):
             for d in data],
         calib=dict(seconds=cal, images=n_cal, scope=scope,
                    runs_whole_model=runs_whole, features_seconds=cal_f,
+                   workers=workers, features_seconds_no_workers=cal_f0,
                    pixels_per_image=cal_px, eval_pixels_per_image=eval_px,
                    iters=lcfg.calib_iters, batch=lcfg.calib_batch_size))
     rep.table(
@@ -282,6 +301,7 @@ def run(args, device, rep, tmp):
         'ratio = ratio of medians, spread = per-round paired ratios.')
     cal_pi = common.summarize([c / n_cal for c in cal])
     cal_fpi = common.summarize([c / n_cal for c in cal_f])
+    cal_fpi0 = common.summarize([c / n_cal for c in cal_f0])
     what = ('whole model, loss mode: BN layers outside backbone and neck'
             if runs_whole else 'backbone (+ neck with norms) only')
     with_cal = (cand_med + cal_s['median']) / common.summarize(
@@ -294,8 +314,11 @@ def run(args, device, rep, tmp):
          [f'BN recalibration per calibration image (calib_scope={scope!r}:'
           f' {what}), ms', common.fmt_stat(cal_pi, 1e3)],
          ["BN recalibration per calibration image (calib_scope='features'"
-          ': backbone + neck only, other BN kept), ms',
-          common.fmt_stat(cal_fpi, 1e3)],
+          f': backbone + neck only, other BN kept; {workers} DataLoader '
+          'worker(s), the config\'s), ms', common.fmt_stat(cal_fpi, 1e3)],
+         ["BN recalibration per calibration image (calib_scope='features'"
+          ', images loaded in the main process: calib_num_workers=0), ms',
+          common.fmt_stat(cal_fpi0, 1e3)],
          ['candidate with recalibration / subnet test '
           f'({common.arch_label(paths[0])}, {n_img} images)',
           f'{with_cal:.3f}'],
@@ -312,6 +335,9 @@ def run(args, device, rep, tmp):
     feat_ratio = cal_fpi['median'] / (cand_med / n_img)
     rep.headline('BN recalibration per calibration image / evaluation per '
                  "image (calib_scope='features')", feat_ratio)
+    rep.headline(f'BN recalibration per image, {workers} worker(s) / '
+                 'none (calib_scope=\'features\')',
+                 cal_fpi['median'] / cal_fpi0['median'])
     rep.headline('backbone input pixels per calibration image / per '
                  'evaluation image', cal_px / eval_px)
     rep.verdict(

@@ -35,7 +35,7 @@ from mmdetnas.search.model_cost import measure_latency, model_flops
 from mmdetnas.search.modular import ModularSearchSpace
 from mmdetnas.spaces.resnet_code import code_macs
 from mmdetnas.search.structural import StructuralSearchSpace
-from mmdetnas.utils.dist import broadcast_object
+from mmdetnas.utils.dist import broadcast_object, set_collective_timeout
 from mmdetnas.utils.runner_release import release_runner
 
 #: keys of the search config that are not part of a candidate's config
@@ -44,6 +44,7 @@ SEARCH_KEYS = ('structural_search', 'structural_space', 'modular_search',
 #: options of the search config read by the driver (the rest go to the
 #: engine)
 OWN_KEYS = ('score_key', 'flops', 'params', 'latency', 'latency_warmup',
+            'collective_timeout',
             'latency_repeats', 'init', 'seed')
 #: run-time keys not written into the front's configs
 RUN_KEYS = ('work_dir', 'experiment_name', 'resume', 'load_from',
@@ -62,7 +63,10 @@ class StructuralSearch:
       top_k, num_mutation, num_crossover, max_tries_factor, score_key,
       seed, init=[genomes], flops=(min, max) MACs of the whole detector at
       its input size, params=(min, max), latency=(min, max) ms,
-      latency_warmup, latency_repeats)``.
+      latency_warmup, latency_repeats, collective_timeout)``
+      (``collective_timeout``: seconds a rank may wait for rank 0 in the
+      search's own collectives, default 6 hours; see
+      :mod:`mmdetnas.utils.dist`).
 
     FLOPs and params are checked before training; latency is measured after
     training (the trained model's post-processing cost differs from an
@@ -109,6 +113,10 @@ class StructuralSearch:
         self.latency = as_range('latency', opts.pop('latency', None))
         self.latency_warmup = opts.pop('latency_warmup', 2)
         self.latency_repeats = opts.pop('latency_repeats', 5)
+        # seconds a rank may wait in the search's own collectives (rank 0
+        # proposing a generation, counting FLOPs, timing a candidate): a
+        # gloo group of their own, see mmdetnas.utils.dist
+        set_collective_timeout(opts.pop('collective_timeout', None))
         init = [self.space.validate(g) for g in opts.pop('init', ())]
         self.init = init
         seed = opts.pop('seed', 0)
@@ -143,7 +151,9 @@ class StructuralSearch:
         os.makedirs(self.work_dir, exist_ok=True)
         self.logger = MMLogger.get_instance(
             f'structural_search_{time.time_ns()}', logger_name='mmdetnas',
-            log_file=osp.join(self.work_dir, 'search.log'))
+            log_file=osp.join(self.work_dir, 'search.log'),
+            # a resumed search continues the log of the killed one
+            file_mode='a' if self.resume else 'w')
         eng = self.engine
         if self.resume:
             state = broadcast_object(

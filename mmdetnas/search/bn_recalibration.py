@@ -257,6 +257,21 @@ def image_seed(seed: int, position: int) -> int:
         [seed % 2**63, position]).generate_state(1)[0])
 
 
+def forward_seed(seed: int, batch: int) -> int:
+    """The seed of the global generators while the model runs the
+    ``batch``-th calibration batch of a recalibration seeded by ``seed``:
+    what the forward itself draws (mmdet's RoI samplers of a whole-model,
+    ``'loss'``-mode recalibration) is then the same whichever process or
+    worker count loaded the images. Distinct from every :func:`image_seed`
+    (another entropy pool).
+
+    Returns:
+        int: a seed in ``[0, 2**32)``.
+    """
+    return int(np.random.SeedSequence(
+        [seed % 2**63, batch, 0x5EED]).generate_state(1)[0])
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -338,7 +353,10 @@ def recalibrate_bn(model: nn.Module, dataset: Dataset, collate_fn: Callable,
     :class:`CalibrationSet` (``num_workers`` worker processes, pinned
     memory on CUDA): the augmentation of the ``j``-th image is seeded by
     :func:`image_seed` ``(seed, j)``, so the statistics are the same with
-    any number of workers or processes. Each batch goes through the
+    any number of workers or processes; the ``b``-th batch then runs with
+    the global generators seeded by :func:`forward_seed` ``(seed, b)``
+    (what the forward draws itself, e.g. mmdet's RoI sampling, does not
+    depend on the loading either). Each batch goes through the
     model's data preprocessor (training mode) and then through the parts
     given by :func:`bn_forward_parts` in train mode (the whole model in
     ``'loss'`` mode when that is ``None``); only the BN layers of what runs
@@ -404,7 +422,10 @@ def recalibrate_bn(model: nn.Module, dataset: Dataset, collate_fn: Callable,
     model.train()
     try:
         with preserved_global_rng(), _calibration_bn(bns, kernel) as counts:
-            for batch in loader:
+            for b, batch in zip(range(rank, num_batches, world), loader):
+                # the forward's own draws (RoI sampling) by batch, not by
+                # whatever the loading left in the generators
+                _seed_all(forward_seed(seed, b))
                 data = model.data_preprocessor(batch, True)
                 if parts is None:
                     model._run_forward(data, mode='loss')

@@ -152,7 +152,7 @@ def test_two_gloo_processes_equal_one(trained, tmp_path, parallel):
                           text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert 'gloo process group (rank 1 of 2)' in proc.stdout + proc.stderr
+    assert 'gloo process group (rank 1 of 2,' in proc.stdout + proc.stderr
     # 1 process: 'data' by default; 2 processes: 'candidate' by default
     a, b = records(one), records(two)
     assert len(a) == 8

@@ -74,22 +74,25 @@ def test_structural_search_writes_every_output(tmp_path):
 
 
 def test_structural_search_two_processes(tmp_path):
-    """torchrun with 2 gloo processes: each candidate trains with DDP on
-    both, rank 0 proposes, times and writes; both ranks finish."""
+    """torchrun with 2 gloo processes, the process group started by the
+    tool itself (as on GPUs): each candidate trains with DDP on both, rank
+    0 proposes, times and writes; both ranks finish; the candidates are
+    those of one process."""
     import os
     import subprocess
     coco = make_tiny_coco(str(tmp_path / 'coco'))
     wd = tmp_path / 'search'
     env = dict(os.environ, PYTHON=sys_python(), OMP_NUM_THREADS='1',
                PORT='29541', PYTHONWARNINGS='ignore')
+    opts = ['train_cfg.max_iters=2', 'structural_search.population_size=2',
+            'structural_search.num_mutation=1',
+            'structural_search.num_crossover=1',
+            'structural_search.max_generations=1',
+            'structural_search.latency_repeats=1']
     proc = subprocess.run(
         ['bash', 'tools/dist_search_structure.sh', CONFIG, '2',
          '--work-dir', str(wd), '--cfg-options', *coco_options(coco),
-         'train_cfg.max_iters=2', 'structural_search.population_size=2',
-         'structural_search.num_mutation=1',
-         'structural_search.num_crossover=1',
-         'structural_search.max_generations=1',
-         'structural_search.latency_repeats=1'],
+         *opts],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(wd / 'candidates.jsonl') as f:
@@ -98,6 +101,23 @@ def test_structural_search_two_processes(tmp_path):
     heads = {c['choices']['head'] for c in cands}
     assert heads == {'two_stage', 'retinanet'}
     assert osp.getsize(wd / 'pareto.yaml') > 0
+    # the tool started the process group before the search: only rank 0
+    # started it (one state, one log with one first generation; rank 1
+    # wrote no log of its own)
+    log = (wd / 'search.log').read_text()
+    assert log.count('generation 1: 2 new candidates') == 1, log
+    assert log.count('generation 1 done') == 1, log
+    assert sorted(p.name for p in wd.glob('search*')) == [
+        'search.log', 'search_curve.png', 'search_state.pkl']
+    assert 'started the gloo process group (rank 0 of 2,' in \
+        proc.stdout + proc.stderr
+    # the same candidates as one process
+    one = tmp_path / 'one'
+    run_tool(['tools/search_structure.py', CONFIG, '--work-dir', str(one),
+              '--cfg-options', *coco_options(coco), *opts], timeout=900)
+    with open(one / 'candidates.jsonl') as f:
+        assert [(c['index'], c['choices']) for c in map(json.loads, f)] == \
+            [(c['index'], c['choices']) for c in cands]
 
 
 def sys_python():

@@ -336,7 +336,10 @@ def _dist_worker(rank, world, port, work_dir, cfg, out):
                            scored=runner.scored,
                            val_loop=runner.evaluated), f)
     finally:
-        tdist.destroy_process_group()
+        # as the tools end: a barrier on the search's object group, then
+        # every group torn down
+        from mmdetnas.utils.dist import finalize_dist
+        finalize_dist()
 
 
 def run_dist(work_dir, world, **kw):
