@@ -7,6 +7,7 @@ Library code does not import this module; tests and benchmarks that run a
 tool's start-up do (``from tools.common import prepare_cfg``).
 """
 import os.path as osp
+from typing import Optional
 
 import torch
 from mmengine.config import Config
@@ -95,12 +96,58 @@ def data_root_options(root: str) -> list:
 
 
 def build_runner(cfg: Config):
-    """``Runner.from_cfg`` or the config's ``runner_type``."""
+    """``Runner.from_cfg`` or the config's ``runner_type``; a model with a
+    DetNAS backbone also gets :class:`mmdetnas.engine.RecordArchHook` (its
+    checkpoints record the architecture and search space)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from mmdetnas.engine.hooks import RecordArchHook
+    from mmdetnas.utils.arch_meta import model_arch_meta
     if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    if model_arch_meta(runner.model) is not None and not any(
+            isinstance(h, RecordArchHook) for h in runner.hooks):
+        runner.register_hook(RecordArchHook())
+    return runner
+
+
+def fit_checkpoint_arch(cfg: Config, checkpoint: str,
+                        cfg_options: Optional[dict]) -> dict:
+    """Load ``checkpoint`` (CPU) and give ``cfg``'s DetNAS backbone the
+    architecture the checkpoint holds when the command line did not set
+    one (logged), or refuse a ``--cfg-options model.backbone.arch`` that
+    conflicts with it (:func:`mmdetnas.utils.arch_meta.
+    fit_arch_to_checkpoint`). Returns the loaded checkpoint for
+    :func:`check_checkpoint_fits`.
+
+    Raises:
+        ValueError: a conflicting architecture, or a file that holds no
+            state dict.
+    """
+    from mmengine.runner import CheckpointLoader
+
+    from mmdetnas.utils.arch_meta import fit_arch_to_checkpoint
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'checkpoint {checkpoint!r} holds no state dict '
+                         f'(a {type(ckpt).__name__})')
+    explicit = any(k == 'model.backbone.arch' or k == 'model.backbone'
+                   or k.startswith('model.backbone.arch.')
+                   for k in (cfg_options or {}))
+    msg = fit_arch_to_checkpoint(cfg, ckpt, checkpoint, explicit)
+    if msg:
+        print_log(msg, logger='current')
+    return ckpt
+
+
+def check_checkpoint_fits(runner, ckpt: dict, checkpoint: str) -> None:
+    """Refuse a checkpoint that would load only partly into the built
+    model (:func:`mmdetnas.utils.arch_meta.check_weights_fit`)."""
+    from mmdetnas.utils.arch_meta import check_weights_fit
+    check_weights_fit(runner.model, ckpt, checkpoint)
 
 
 def die_with_parent() -> None:

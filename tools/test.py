@@ -11,7 +11,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
-from tools.common import (build_runner, finalize_dist,  # noqa: E402
+from tools.common import (build_runner, check_checkpoint_fits,  # noqa
+                          finalize_dist, fit_checkpoint_arch,
                           parse_tool_args, prepare_cfg)
 
 
@@ -35,6 +36,10 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint!r}')
     cfg = prepare_cfg(args)
+    # a subnet checkpoint tests with its own architecture; a conflicting
+    # one is refused (mmengine would load it partly and test another
+    # network)
+    ckpt = fit_checkpoint_arch(cfg, args.checkpoint, args.cfg_options)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         vis = cfg.default_hooks.get('visualization')
@@ -54,6 +59,8 @@ def main(argv=None):
         cfg.test_evaluator.append(
             dict(type='mmdet.DumpDetResults', out_file_path=args.out))
     runner = build_runner(cfg)
+    check_checkpoint_fits(runner, ckpt, args.checkpoint)
+    del ckpt
     metrics = runner.test()
     finalize_dist()
     return metrics

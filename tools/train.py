@@ -10,7 +10,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
-from tools.common import (build_runner, finalize_dist,  # noqa: E402
+from tools.common import (build_runner, check_checkpoint_fits,  # noqa
+                          finalize_dist, fit_checkpoint_arch,
                           parse_tool_args, prepare_cfg)
 
 
@@ -48,7 +49,14 @@ def main(argv=None):
                                     f'{args.resume!r}')
         cfg.resume = True
         cfg.load_from = args.resume
+    ckpt = None
+    if cfg.get('load_from') and not cfg.get('resume', False):
+        # fine-tuning a subnet checkpoint: its architecture, or a refusal
+        ckpt = fit_checkpoint_arch(cfg, cfg.load_from, args.cfg_options)
     runner = build_runner(cfg)
+    if ckpt is not None:
+        check_checkpoint_fits(runner, ckpt, cfg.load_from)
+        del ckpt
     runner.train()
     finalize_dist()
 

@@ -149,12 +149,15 @@ class StructuralSearch:
     def run(self) -> List[dict]:
         """Run the search on every rank; returns the Pareto front."""
         os.makedirs(self.work_dir, exist_ok=True)
+        eng = self.engine
+        # an earlier search's files (search.log included) move aside
+        # before this search opens its log
+        warning = None if self.resume else eng.start_new(is_main_process())
         self.logger = MMLogger.get_instance(
             f'structural_search_{time.time_ns()}', logger_name='mmdetnas',
             log_file=osp.join(self.work_dir, 'search.log'),
             # a resumed search continues the log of the killed one
             file_mode='a' if self.resume else 'w')
-        eng = self.engine
         if self.resume:
             state = broadcast_object(
                 eng.read_state() if is_main_process() else None)
@@ -162,12 +165,11 @@ class StructuralSearch:
                 self._log('--resume: no search state, starting a new search')
             else:
                 eng.load(state, is_main_process())
+                self._rebase_records()
                 self._log(f'resumed at generation {eng.generation + 1} with '
                           f'{len(eng.records)} trained candidates')
-        else:
-            warning = eng.start_new(is_main_process())
-            if warning:
-                self.logger.warning(warning)
+        elif warning:
+            self.logger.warning(warning)
         start, n_start = time.time(), len(eng.records)
         while eng.generation < eng.max_generations:
             if eng.pending is None:
@@ -205,6 +207,20 @@ class StructuralSearch:
         if is_main_process():
             self._write_outputs(front)
         return front
+
+    def _candidate_dir(self, index: int) -> str:
+        return osp.join(self.work_dir, 'candidates', f'{index:03d}')
+
+    def _rebase_records(self) -> None:
+        """Point the records' ``config`` at this work dir's candidate
+        folders: a search moved aside by a new one and resumed in its new
+        place recorded the old paths, where the new search now writes its
+        own candidates."""
+        for r in self.engine.records:
+            moved = osp.join(self._candidate_dir(r['index']),
+                             osp.basename(r['config']))
+            if osp.isfile(moved):  # this search's own copy, always
+                r['config'] = moved
 
     def _log(self, msg: str) -> None:
         if is_main_process():
@@ -265,11 +281,22 @@ class StructuralSearch:
         search resumes (a new search trains every candidate anew), and
         ``randomness.seed`` = the search seed unless the config sets one)."""
         cfg = self.space.build_config(self.base, genome)
-        cfg.work_dir = osp.join(self.work_dir, 'candidates', f'{index:03d}')
+        cfg.work_dir = self._candidate_dir(index)
         cfg.experiment_name = f'cand{index:03d}_{time.time_ns()}'
-        cfg.resume = self.resume and osp.isfile(
-            osp.join(cfg.work_dir, 'last_checkpoint'))
-        cfg.load_from = None
+        # a resumed search resumes the candidate in flight from its own
+        # last checkpoint (found in this folder also when the search was
+        # moved aside and resumed there)
+        ckpt = None
+        last = osp.join(cfg.work_dir, 'last_checkpoint')
+        if self.resume and osp.isfile(last):
+            with open(last) as f:
+                ckpt = f.read().strip()
+            if not osp.isfile(ckpt):
+                ckpt = osp.join(cfg.work_dir, osp.basename(ckpt))
+            if not osp.isfile(ckpt):
+                ckpt = None
+        cfg.resume = ckpt is not None
+        cfg.load_from = ckpt
         randomness = dict(cfg.get('randomness') or {})
         if randomness.get('seed') is None:
             # every candidate sees the same initialisation stream and data

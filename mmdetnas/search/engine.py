@@ -295,32 +295,51 @@ class SearchEngine:
         if main_process:
             self._write_jsonl(self.records)
 
+    #: what a search writes into its work dir besides the state and
+    #: ``candidates.jsonl`` (DetNAS and SM-NAS outputs, SM-NAS candidate
+    #: trainings and front configs); the Runner's dated log folders stay
+    OUTPUT_NAMES = ('best_arch.yaml', 'topk.yaml', 'pareto.yaml',
+                    'search_curve.png', 'pareto.png', 'search.log',
+                    'candidates', 'front')
+
     def start_new(self, main_process: bool = True) -> Optional[str]:
         """Start a new search in ``work_dir`` (no ``--resume``): the main
-        process removes the state and empties ``candidates.jsonl`` of an
-        earlier search there, whose candidates would otherwise mix with this
-        search's (as a training run without ``--resume`` starts over).
+        process moves the files of an earlier search there (its state,
+        ``candidates.jsonl`` and :attr:`OUTPUT_NAMES`) into a new folder
+        ``work_dir/earlier_search_<YYYYmmdd_HHMMSS>``, so that nothing is
+        lost to a forgotten ``--resume`` and nothing mixes with this search.
+        The state moves last: a kill during the move leaves it in place, and
+        ``--resume`` there continues the earlier search.
 
         Returns:
-            str or None: a warning naming what was discarded (main process,
-            when there was something), else ``None``.
+            str or None: a warning naming where the earlier search went and
+            how to continue it (main process, when there was one), else
+            ``None``.
         """
         if not main_process:
             return None
-        found = []
-        if osp.isfile(self.state_path):
-            found.append(self.state_path)
-            os.remove(self.state_path)
+        names = [n for n in (*self.OUTPUT_NAMES, 'candidates.jsonl',
+                             self.state_name)
+                 if osp.exists(osp.join(self.work_dir, n))]
+        if not names:
+            return None
+        n = 0
         if osp.isfile(self.jsonl_path):
             with open(self.jsonl_path) as f:
                 n = sum(1 for line in f if line.strip())
-            found.append(f'{self.jsonl_path} ({n} candidates)')
-            self._write_jsonl([])
-        if not found:
-            return None
-        return (f'starting a new search over an earlier one in '
-                f'{self.work_dir}: discarded {" and ".join(found)}; pass '
-                '--resume to continue a search instead')
+        base = osp.join(self.work_dir, 'earlier_search_' +
+                        time.strftime('%Y%m%d_%H%M%S'))
+        dest, k = base, 1
+        while osp.exists(dest):
+            dest, k = f'{base}_{k}', k + 1
+        os.makedirs(dest)
+        for name in names:
+            os.replace(osp.join(self.work_dir, name), osp.join(dest, name))
+        return (f'starting a new search in {self.work_dir}: the earlier '
+                f'search there ({n} candidates; {", ".join(names)}) was '
+                f'moved to {dest}, nothing deleted. To continue it: the same '
+                f'command with --resume --work-dir {dest}; to continue a '
+                'search in place, pass --resume')
 
     def _write_jsonl(self, records: List[dict]) -> None:
         """Rewrite ``candidates.jsonl`` atomically (temporary file,

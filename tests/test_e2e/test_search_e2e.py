@@ -152,7 +152,15 @@ def test_two_gloo_processes_equal_one(trained, tmp_path, parallel):
                           text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert 'gloo process group (rank 1 of 2,' in proc.stdout + proc.stderr
+    log = proc.stdout + proc.stderr
+    assert 'gloo process group (rank 1 of 2,' in log
+    # the tool started the process group before the Runner: rank 0 alone
+    # proposed and closed each generation and owns the state
+    # (4 per generation: 2 lines from rank 0, 4 if rank 1 proposed too)
+    assert log.count(': 4 new candidates') == 2, log[-3000:]
+    assert log.count('[search] generation 1/2 done') == 1, log[-3000:]
+    assert sorted(p.name for p in two.glob('search_state*')) == [
+        'search_state.pkl']
     # 1 process: 'data' by default; 2 processes: 'candidate' by default
     a, b = records(one), records(two)
     assert len(a) == 8

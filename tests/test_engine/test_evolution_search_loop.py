@@ -461,6 +461,16 @@ def test_a_new_search_in_a_used_work_dir_starts_over(tmp_path):
     assert [r['index'] for r in rows] == list(range(10))
     with open(tmp_path / 'search_state.pkl', 'rb') as f:
         assert len(pickle.load(f)['records']) == 10
+    # the first search is kept whole, and --resume there continues it
+    earlier, = tmp_path.glob('earlier_search_*')
+    first_rows = read_jsonl(earlier / 'candidates.jsonl')
+    assert len(first_rows) == 10
+    assert {p.name for p in earlier.iterdir()} >= {
+        'search_state.pkl', 'candidates.jsonl', 'best_arch.yaml'}
+    third, runner3 = make_loop(earlier, max_generations=1, resume=True)
+    third.run()
+    assert runner3.evaluated == []  # nothing scored again
+    assert read_jsonl(earlier / 'candidates.jsonl') == first_rows
 
 
 class TinySpaceRunner(FakeRunner):

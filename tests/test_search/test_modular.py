@@ -219,7 +219,7 @@ def test_resume_equals_an_uninterrupted_run_and_front(cfg, tmp_path):
 
 def test_a_new_search_in_a_used_work_dir_starts_over(cfg, tmp_path):
     """Without --resume the earlier search's state and candidates are
-    discarded (not mixed in), and no earlier candidate training is
+    moved aside (not mixed in), and no earlier candidate training is
     resumed; with --resume a candidate's own checkpoint is."""
     clean = tmp_path / 'clean'
     _scored_search(cfg, clean).run()
@@ -233,8 +233,22 @@ def test_a_new_search_in_a_used_work_dir_starts_over(cfg, tmp_path):
     first.run()
     assert _lines(used) == _lines(clean)  # 12 lines, not 24
     with open(osp.join(used, 'search.log')) as f:
-        assert 'discarded' in f.read()
+        assert 'was moved to' in f.read()
     with open(stale, 'w') as f:
         f.write('iter_1.pth')
+    open(osp.join(used, 'candidates', '000', 'iter_1.pth'), 'w').close()
     resumed = _scored_search(cfg, used, resume=True)
     assert resumed.candidate_config('r18_64_11-21-21-21', 0).resume is True
+    # nothing of the earlier search was deleted: it is whole in a dated
+    # folder, and --resume there continues it (its records point at the
+    # moved candidate folders)
+    earlier, = used.glob('earlier_search_*')
+    assert _lines(earlier) == _lines(clean)
+    for name in ('search_state.pkl', 'candidates', 'front', 'pareto.yaml',
+                 'search.log'):
+        assert (earlier / name).exists(), name
+    again = _scored_search(cfg, earlier, resume=True)
+    again.run()
+    assert _lines(earlier) == _lines(clean)
+    assert all(r['config'].startswith(str(earlier))
+               for r in again.engine.records)

@@ -1,0 +1,21 @@
+"""Record the backbone's architecture in every saved checkpoint."""
+from mmengine.hooks import Hook
+
+from mmdetnas.registry import HOOKS
+from mmdetnas.utils.arch_meta import model_arch_meta
+
+
+@HOOKS.register_module()
+class RecordArchHook(Hook):
+    """Write :func:`model_arch_meta` into ``checkpoint['meta']`` of every
+    checkpoint the Runner saves (``arch``, ``search_space``), so that
+    ``tools/test.py`` can test a re-trained subnet without repeating its
+    architecture and refuse a conflicting one. The tools register it
+    whenever the model has a DetNAS backbone."""
+
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = model_arch_meta(runner.model)
+        if meta is not None:
+            checkpoint.setdefault('meta', {}).update(meta)

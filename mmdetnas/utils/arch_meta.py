@@ -1,0 +1,248 @@
+"""The architecture a checkpoint was trained with, and the check that a
+checkpoint fits the model a tool built.
+
+A DetNAS subnet is an ordinary network: loaded into a backbone of another
+architecture, mmengine loads what matches, logs one "do not match exactly"
+line and the tool goes on with partly random weights (issue 22: ``tools/
+test.py`` reported mAP@0.5 0.0001 where the right architecture gives
+0.0434). So:
+
+* :class:`mmdetnas.engine.RecordArchHook` writes the backbone's architecture and search
+  space into the ``meta`` of every checkpoint a training saves
+  (``meta['arch']``, ``meta['search_space']``; ``arch`` is ``None`` for a
+  supernet), as ``export_subnet`` already does;
+* :func:`checkpoint_arch` reads them back, or, for a checkpoint without
+  them (older ones, converted reference subnets), infers a subnet's
+  architecture from its keys (a fixed subnet holds one choice block per
+  layer, ``backbone.layers.<i>.<choice>.*``);
+* :func:`fit_arch_to_checkpoint` gives a config the checkpoint's
+  architecture when the user did not set one, and refuses a conflicting one;
+* :func:`check_weights_fit` refuses weights that do not fit the built
+  model's searchable backbone (missing, unexpected or reshaped) or that
+  leave a whole top-level module of the model without weights, naming the
+  architecture that would fit.
+"""
+import re
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+__all__ = [
+    'model_arch_meta', 'checkpoint_arch',
+    'fit_arch_to_checkpoint', 'check_weights_fit', 'arch_option'
+]
+
+_LAYER_KEY = re.compile(r'^(?:module\.)?backbone\.layers\.(\d+)\.([^.]+)\.')
+
+
+def _detnas_backbone(model):
+    from mmengine.model import is_model_wrapper
+
+    from mmdetnas.models.backbones.detnas_shufflenetv2 import \
+        DetNASShuffleNetV2
+    if is_model_wrapper(model):
+        model = model.module
+    backbone = getattr(model, 'backbone', None)
+    return backbone if isinstance(backbone, DetNASShuffleNetV2) else None
+
+
+def model_arch_meta(model) -> Optional[dict]:
+    """``dict(arch, search_space)`` of the model's DetNAS backbone
+    (``model.backbone``): ``arch`` the fixed architecture as choice names
+    (``None`` for a supernet), ``search_space`` its ``to_dict()``; ``None``
+    when the model has no such backbone."""
+    backbone = _detnas_backbone(model)
+    if backbone is None:
+        return None
+    fixed = backbone.fixed_arch
+    return dict(arch=list(fixed) if fixed is not None else None,
+                search_space=backbone.search_space.to_dict())
+
+
+def _state_dict(ckpt) -> dict:
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'the checkpoint holds no state dict (got a '
+                         f'{type(ckpt).__name__})')
+    sd = ckpt.get('state_dict', ckpt)
+    if not isinstance(sd, dict):
+        raise ValueError(f'the checkpoint holds no state dict (its '
+                         f"'state_dict' is a {type(sd).__name__})")
+    return {(k[7:] if k.startswith('module.') else k): v
+            for k, v in sd.items()}
+
+
+def checkpoint_arch(ckpt: dict) -> Tuple[Optional[list], Optional[dict],
+                                         str]:
+    """The architecture a checkpoint holds: ``(arch, search_space,
+    source)``.
+
+    ``source`` is ``'meta'`` (written by :class:`RecordArchHook` or
+    ``export_subnet``), ``'keys'`` (inferred: every searchable layer of the
+    checkpoint holds exactly one choice block, so the checkpoint is a
+    subnet of those choices; ``search_space`` is then ``None``) or
+    ``'none'`` (a supernet, or no DetNAS backbone: ``arch`` is ``None``).
+    """
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    if isinstance(meta, dict) and 'search_space' in meta:
+        arch = meta.get('arch')
+        return (list(arch) if arch is not None else None,
+                meta.get('search_space'), 'meta' if arch else 'none')
+    layers = {}
+    for key in _state_dict(ckpt):
+        m = _LAYER_KEY.match(key)
+        if m:
+            layers.setdefault(int(m.group(1)), set()).add(m.group(2))
+    if layers and sorted(layers) == list(range(len(layers))) and all(
+            len(c) == 1 for c in layers.values()):
+        return [next(iter(layers[i])) for i in range(len(layers))], None, \
+            'keys'
+    return None, None, 'none'
+
+
+def arch_option(arch: Sequence[str]) -> str:
+    """The ``--cfg-options`` item that sets ``arch``."""
+    return 'model.backbone.arch=' + ','.join(arch)
+
+
+def _names(backbone_cfg_arch, space) -> Optional[list]:
+    from mmdetnas.spaces.arch import resolve_arch
+    if backbone_cfg_arch is None:
+        return None
+    _, arch = resolve_arch(backbone_cfg_arch, space)
+    return list(arch)
+
+
+def fit_arch_to_checkpoint(cfg, ckpt: dict, filename: str,
+                           explicit: bool) -> Optional[str]:
+    """Make ``cfg.model.backbone`` (a ``DetNASShuffleNetV2``) build the
+    architecture of the checkpoint.
+
+    * the checkpoint records no architecture (a supernet, a model without a
+      DetNAS backbone): nothing changes;
+    * the config's architecture is the checkpoint's: nothing changes;
+    * it differs and the user did not set it (``explicit`` False: it is the
+      config's default): the checkpoint's architecture and search space
+      replace it, and the returned message says so;
+    * it differs and the user set it (``--cfg-options model.backbone.arch``):
+      refused.
+
+    Args:
+        cfg (Config): the tool's config.
+        ckpt (dict): the loaded checkpoint.
+        filename (str): its path (for the messages).
+        explicit (bool): whether the user set ``model.backbone.arch``.
+
+    Returns:
+        str | None: a log message when the architecture was replaced.
+
+    Raises:
+        ValueError: an explicit architecture that is not the checkpoint's,
+            naming both and the option that fits.
+    """
+    backbone = cfg.get('model', {}).get('backbone', {})
+    if backbone.get('type') not in ('DetNASShuffleNetV2',
+                                    'mmdetnas.DetNASShuffleNetV2'):
+        return None
+    arch, space, source = checkpoint_arch(ckpt)
+    if arch is None:
+        return None
+    try:
+        current = _names(backbone.get('arch'), backbone.get('search_space'))
+    except (ValueError, KeyError, FileNotFoundError):
+        current = None
+    if current == arch:
+        return None
+    how = 'records' if source == 'meta' else 'holds the weights of'
+    if explicit:
+        raise ValueError(
+            f'checkpoint {filename!r} {how} the architecture '
+            f'{",".join(arch)}, but model.backbone.arch='
+            f'{",".join(current) if current else backbone.get("arch")!r} '
+            f'was given: the weights would not fit (the tool would run '
+            f'another network). Drop the option, or use '
+            f'--cfg-options {arch_option(arch)}')
+    backbone['arch'] = arch
+    if space is not None:
+        backbone['search_space'] = space
+    return (f'checkpoint {filename!r} {how} the architecture '
+            f'{",".join(arch)}; using it (the config built '
+            f'{",".join(current) if current else "the supernet"})')
+
+
+def check_weights_fit(model, ckpt: dict, filename: str,
+                      what: str = 'checkpoint',
+                      ignore_suffixes: Sequence[str] = ('shuffle_order', ),
+                      max_names: int = 4) -> None:
+    """Refuse a checkpoint that would load into ``model`` only partly.
+
+    Checked: the keys of the model's DetNAS backbone (``backbone.*``) must
+    be exactly the checkpoint's, with the same shapes (another architecture
+    or search space fails here); and no top-level module of the model that
+    has weights may be left without any (e.g. a classification checkpoint
+    given to a detector: its neck and heads). Keys of other modules are
+    left to mmengine's loading, which logs them (mmdet converts some older
+    layouts while loading). Models without a DetNAS backbone are not
+    checked.
+
+    Raises:
+        ValueError: naming the mismatching keys, the architecture the
+            checkpoint holds (recorded or inferred) and the
+            ``--cfg-options model.backbone.arch=...`` that would fit.
+    """
+    backbone = _detnas_backbone(model)
+    if backbone is None:
+        return
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    sd = {k: v for k, v in _state_dict(ckpt).items()
+          if not any(k.endswith(s) for s in ignore_suffixes)}
+    own = model.state_dict()
+    mine = [k for k in own if k.startswith('backbone.')]
+    theirs = [k for k in sd if k.startswith('backbone.')]
+    missing = [k for k in mine if k not in sd]
+    unexpected = [k for k in theirs if k not in own]
+    shapes = [f'{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}'
+              for k in mine if k in sd and hasattr(sd[k], 'shape')
+              and tuple(sd[k].shape) != tuple(own[k].shape)]
+    empty = sorted({k.split('.')[0] for k in own} -
+                   {k.split('.')[0] for k in sd})
+    if not (missing or unexpected or shapes or empty):
+        return
+
+    def names(keys):
+        more = len(keys) - max_names
+        return ', '.join(keys[:max_names]) + (f' (+{more} more)'
+                                              if more > 0 else '')
+
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} backbone weight(s) missing (e.g. '
+                     f'{names(missing)})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} backbone key(s) not in the model '
+                     f'(e.g. {names(unexpected)})')
+    if shapes:
+        parts.append(f'{len(shapes)} backbone tensor(s) of another shape '
+                     f'(checkpoint vs model: {names(shapes)})')
+    if empty:
+        parts.append(f'no weights at all for {empty}')
+    arch, space, source = checkpoint_arch(ckpt)
+    built = backbone.fixed_arch
+    built = ','.join(built) if built is not None else 'the supernet'
+    if arch is not None:
+        hint = (f' The checkpoint {"records" if source == "meta" else "holds the weights of"} '
+                f'the architecture {",".join(arch)}'
+                + (f" (search space {space.get('name', space) if isinstance(space, dict) else space})"
+                   if space else '')
+                + f'; the model was built with {built}. To use it: '
+                f'--cfg-options {arch_option(arch)}')
+    elif source == 'none' and any('.layers.' in k for k in theirs) and \
+            not empty:
+        hint = (f' The checkpoint holds a supernet (several choices per '
+                f'layer); the model was built with {built}: export the '
+                f'subnet first (tools/model_converters/export_subnet.py)')
+    else:
+        hint = ''
+    raise ValueError(f'{what} {filename!r} does not fit the model of this '
+                     f'config: ' + '; '.join(parts) + '.' + hint)

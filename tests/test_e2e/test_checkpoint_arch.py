@@ -1,0 +1,138 @@
+"""tools/test.py and tools/train.py (load_from) with a subnet checkpoint,
+tried as a user who forgets the architecture or gives another one (issue
+22's two silent wrong results: mAP of a partly loaded network, exit 0)."""
+import re
+
+import pytest
+import torch
+
+from tests.e2e_utils import coco_options, make_tiny_coco, run_tool
+
+pytestmark = pytest.mark.slow
+
+SUBNET = ('configs/quickstart/'
+          'detnas_subnet_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-trees.py')
+# a searched-looking path, not the config's default (COCO-FPN-300M)
+ARCH = ['shuffle_3x3', 'shuffle_xception', 'shuffle_5x5', 'shuffle_7x7'] * 5
+OTHER = ['shuffle_3x3'] * 20
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A subnet detector of ARCH trained 2 iterations, as re-training a
+    searched subnet does."""
+    tmp = tmp_path_factory.mktemp('ckarch')
+    coco = make_tiny_coco(str(tmp / 'coco'))
+    wd = tmp / 'subnet'
+    run_tool(['tools/train.py', SUBNET, '--work-dir', str(wd),
+              '--cfg-options', *coco_options(coco),
+              'model.backbone.arch=' + ','.join(ARCH),
+              'model.backbone.init_cfg=None', 'train_cfg.max_iters=2',
+              'train_cfg.val_interval=100',
+              'default_hooks.checkpoint.interval=2'])
+    return coco, tmp, str(wd / 'iter_2.pth')
+
+
+def run_test(coco, ckpt, work_dir, *options, check=True):
+    return run_tool(['tools/test.py', SUBNET, ckpt, '--work-dir',
+                     str(work_dir), '--cfg-options', *coco_options(coco),
+                     *options], check=check)
+
+
+def metrics(out):
+    """The metrics of the test's last ``Iter(test)`` line."""
+    line = [x for x in (out.stdout + out.stderr).splitlines()
+            if 'Iter(test)' in x and 'coco/bbox_mAP' in x][-1]
+    return dict(re.findall(r'(coco/\S+): (\S+)', line))
+
+
+def test_the_checkpoint_records_its_architecture(trained):
+    _, _, ckpt = trained
+    meta = torch.load(ckpt, map_location='cpu', weights_only=False)['meta']
+    assert meta['arch'] == ARCH
+    assert meta['search_space']['name'] == '300M'
+
+
+def test_a_forgotten_architecture_is_taken_from_the_checkpoint(
+        trained, tmp_path):
+    coco, _, ckpt = trained
+    right = run_test(coco, ckpt, tmp_path / 'a',
+                 'model.backbone.arch=' + ','.join(ARCH))
+    forgot = run_test(coco, ckpt, tmp_path / 'b')  # config default: COCO-FPN
+    log = forgot.stdout + forgot.stderr
+    assert 'records the architecture ' + ','.join(ARCH) in log
+    assert 'do not match exactly' not in log
+    assert metrics(forgot) == metrics(right)
+
+
+def test_another_architecture_is_refused_naming_the_right_one(
+        trained, tmp_path):
+    coco, _, ckpt = trained
+    out = run_test(coco, ckpt, tmp_path / 'c',
+               'model.backbone.arch=' + ','.join(OTHER), check=False)
+    assert out.returncode != 0
+    assert 'model.backbone.arch=' + ','.join(ARCH) in out.stderr
+    assert 'Iter(test)' not in out.stdout + out.stderr
+
+
+def test_an_old_checkpoint_without_meta_is_read_from_its_keys(
+        trained, tmp_path):
+    """Checkpoints written before the meta (and converted reference
+    subnets) hold one choice block per layer: the architecture is read
+    from the keys (a wrong one is then refused as with the meta:
+    tests/test_utils/test_arch_meta.py)."""
+    coco, _, ckpt = trained
+    state = torch.load(ckpt, map_location='cpu', weights_only=False)
+    for k in ('arch', 'search_space'):
+        state['meta'].pop(k)
+    old = str(tmp_path / 'old.pth')
+    torch.save(state, old)
+    out = run_test(coco, old, tmp_path / 'd')
+    assert 'holds the weights of the architecture ' + ','.join(ARCH) in \
+        out.stdout + out.stderr
+
+
+def test_fine_tuning_from_a_subnet_checkpoint_checks_it_too(
+        trained, tmp_path):
+    coco, _, ckpt = trained
+    out = run_tool(['tools/train.py', SUBNET, '--work-dir',
+                    str(tmp_path / 'ft'), '--cfg-options',
+                    *coco_options(coco), f'load_from={ckpt}',
+                    'model.backbone.arch=' + ','.join(OTHER),
+                    'model.backbone.init_cfg=None', 'train_cfg.max_iters=1'],
+                   check=False)
+    assert out.returncode != 0
+    assert 'model.backbone.arch=' + ','.join(ARCH) in out.stderr
+    assert not (tmp_path / 'ft' / 'iter_1.pth').exists()
+
+
+def test_a_supernet_checkpoint_is_refused_with_the_way_out(tmp_path):
+    """The supernet's weights hold every choice: testing them as a subnet
+    would test the config's architecture by chance. Refused, with the
+    export command."""
+    from mmengine.config import Config
+
+    from mmdet.registry import MODELS
+    from mmdetnas.utils.setup_env import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(
+        'configs/quickstart/'
+        'detnas_supernet_faster-rcnn_shufflenetv2-300m_fpn_quick_neon-'
+        'trees.py')
+    cfg.model.backbone.init_cfg = None
+    from mmdetnas.utils.setup_env import adapt_sync_bn
+    adapt_sync_bn(cfg, 'none')
+    model = MODELS.build(cfg.model)
+    path = str(tmp_path / 'supernet.pth')
+    # the meta a supernet training writes (RecordArchHook: arch None). A
+    # kernel-entangled supernet of k x k choices only, as this one, has
+    # the keys of an all-7x7 subnet: without the meta its largest-kernel
+    # path would be tested (docs/design.md)
+    from mmdetnas.utils.arch_meta import model_arch_meta
+    meta = model_arch_meta(model)
+    assert meta['arch'] is None
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), path)
+    coco = make_tiny_coco(str(tmp_path / 'coco'))
+    out = run_test(coco, path, tmp_path / 'f', check=False)
+    assert out.returncode != 0
+    assert 'supernet' in out.stderr and 'export_subnet.py' in out.stderr
