@@ -26,7 +26,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
-from tools.common import finalize_dist, parse_tool_args, prepare_cfg  # noqa
+from tools.common import (cli, finalize_dist, parse_tool_args,  # noqa
+                          prepare_cfg)
 
 
 def parse_args(argv=None):
@@ -63,4 +64,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    cli(main)

@@ -136,6 +136,10 @@ class StructuralSearch:
             **{k: opts[k] for k in engine_keys if k in opts})
         self._cost_cache = {}
         self.logger = None
+        # every choice builds and names registered types, checked before
+        # anything trains (and before a resume proposes a candidate again)
+        check = getattr(self.space, 'check_buildable', None)
+        self.space_size = check(self.base) if check is not None else None
 
     def build_space(self, space_cfg) -> StructuralSearchSpace:
         """The search space of the config's :attr:`space_key` entry."""
@@ -170,6 +174,12 @@ class StructuralSearch:
                           f'{len(eng.records)} trained candidates')
         elif warning:
             self.logger.warning(warning)
+        if self.space_size is not None and \
+                eng.population_size > self.space_size:
+            self.logger.warning(
+                f'population_size={eng.population_size} is larger than the '
+                f'search space ({self.space_size} structures): the search '
+                'stops once every structure is trained')
         start, n_start = time.time(), len(eng.records)
         while eng.generation < eng.max_generations:
             if eng.pending is None:
@@ -180,8 +190,8 @@ class StructuralSearch:
             if not eng.pending:
                 # also a resumed search that had stopped early: its saved
                 # empty generation is not closed and proposed again
-                self._log(f'generation {eng.generation + 1}: no new '
-                          'candidate fits the constraints; stopping')
+                self._log(f'generation {eng.generation + 1}: '
+                          f'{self._why_no_candidate()}; stopping')
                 break
             for genome in eng.pending[eng.done_in_generation():]:
                 record = self.evaluate(genome)
@@ -207,6 +217,13 @@ class StructuralSearch:
         if is_main_process():
             self._write_outputs(front)
         return front
+
+    def _why_no_candidate(self) -> str:
+        if self.space_size is not None and \
+                len(self.engine.visited) >= self.space_size:
+            return (f'all {self.space_size} structures of the search space '
+                    'have been trained')
+        return 'no new candidate fits the constraints'
 
     def _candidate_dir(self, index: int) -> str:
         return osp.join(self.work_dir, 'candidates', f'{index:03d}')

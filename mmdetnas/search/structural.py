@@ -48,7 +48,7 @@ is the tuple of the choices in component order.
 """
 import copy
 import random as pyrandom
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
@@ -73,6 +73,8 @@ class StructuralSearchSpace:
     """
 
     CHOICE_FIELDS = ('cfg', 'drop', 'out_channels', 'scale')
+    COMPONENT_FIELDS = ('choices', 'when')
+    SPACE_FIELDS = ('components', 'num_classes')
 
     def __init__(self, components: dict, num_classes: Optional[int] = None):
         if not components:
@@ -82,6 +84,15 @@ class StructuralSearchSpace:
         self.when: Dict[str, Dict[str, List[str]]] = {}
         self.num_classes = num_classes
         for name, comp in components.items():
+            if not isinstance(comp, dict):
+                raise ValueError(
+                    f'component {name!r}: expected dict(choices=dict(...), '
+                    f'when=...), got {type(comp).__name__}')
+            extra = set(comp) - set(self.COMPONENT_FIELDS)
+            if extra:
+                raise ValueError(
+                    f'component {name!r}: unknown key(s) {sorted(extra)}; '
+                    f'expected some of {self.COMPONENT_FIELDS}')
             choices = dict((comp or {}).get('choices') or {})
             if not choices:
                 raise ValueError(f'component {name!r} has no choices')
@@ -117,8 +128,91 @@ class StructuralSearchSpace:
         (or a bare components mapping)."""
         cfg = dict(cfg)
         if 'components' in cfg:
+            extra = set(cfg) - set(cls.SPACE_FIELDS)
+            if extra:
+                raise ValueError(
+                    f"unknown key(s) {sorted(extra)} beside 'components' in "
+                    f'the search space; expected some of {cls.SPACE_FIELDS} '
+                    f'(a component such as {sorted(extra)[0]!r} goes inside '
+                    'components=dict(...))')
             return cls(cfg['components'], cfg.get('num_classes'))
         return cls(cfg)
+
+    # ---------------------------------------------------------------- size
+    def structures(self) -> Iterator[Genome]:
+        """Every valid genome of the space, in component and choice
+        order."""
+        names = self.names
+
+        def walk(i, partial):
+            if i == len(names):
+                yield dict(partial)
+                return
+            name = names[i]
+            options = (list(self.components[name])
+                       if self.applies(name, partial) else [None])
+            for value in options:
+                partial[name] = value
+                yield from walk(i + 1, partial)
+            partial.pop(name, None)
+
+        yield from walk(0, {})
+
+    def size(self, cap: int = 10**6) -> int:
+        """Number of distinct structures (counted up to ``cap``)."""
+        n = 0
+        for _ in self.structures():
+            n += 1
+            if n >= cap:
+                break
+        return n
+
+    def check_buildable(self, base: Config) -> int:
+        """Check every choice before any training: for each choice of each
+        component, the first structure holding it is built into a config
+        (merges, drops and the compatibility rules) and every ``type`` in
+        its model is looked up in the registries (mmdet / mmdetnas
+        ``MODELS`` and ``TASK_UTILS``, mmengine's weight initialisers,
+        ``mmcv.ops`` for RoI layers).
+
+        Returns:
+            int: the number of structures of the space.
+
+        Raises:
+            ValueError: a choice whose fragment does not build or names an
+                unregistered type; the message names the component, the
+                choice, the key path and close registered names.
+        """
+        first = {}
+        count = 0
+        for genome in self.structures():
+            count += 1
+            for name, value in genome.items():
+                if value is not None and (name, value) not in first:
+                    first[(name, value)] = genome
+        for name, choices in self.components.items():
+            for value in choices:
+                genome = first.get((name, value))
+                if genome is None:
+                    raise ValueError(
+                        f'structural choice {name}.{value} is in no '
+                        f'structure of the space (its component never '
+                        f'applies: when={self.when[name]})')
+                try:
+                    cfg = self.build_config(base, genome)
+                except Exception as e:
+                    raise ValueError(
+                        f'structural choice {name}.{value} does not build '
+                        f'(with {self.label(genome)}): {e}') from e
+                for path, type_name in _types(cfg.model, 'model'):
+                    if not _registered(type_name):
+                        raise ValueError(
+                            f'structural choice {name}.{value}: {path}.type'
+                            f'={type_name!r} is not a registered type'
+                            + _close(type_name)
+                            + f' (checked with {self.label(genome)}, before '
+                            'any training)')
+        return count
 
     # ---------------------------------------------------------------- genes
     @property
@@ -276,6 +370,55 @@ class StructuralSearchSpace:
                 if cfg.get(loader) is not None:
                     _set_resize(cfg[loader], scale)
         return cfg
+
+
+def _types(node, path: str) -> Iterator[Tuple[str, str]]:
+    """``(key path, type name)`` of every string ``type`` under
+    ``node``."""
+    if isinstance(node, (dict, ConfigDict)):
+        t = node.get('type')
+        if isinstance(t, str):
+            yield path, t
+        for k, v in node.items():
+            if k != 'type':
+                yield from _types(v, f'{path}.{k}')
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _types(v, f'{path}[{i}]')
+
+
+def _registries() -> list:
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmdet.registry import TASK_UTILS as DET_TASK_UTILS
+    from mmengine.registry import WEIGHT_INITIALIZERS
+
+    from mmdetnas.registry import MODELS, TASK_UTILS
+    return [MODELS, TASK_UTILS, DET_MODELS, DET_TASK_UTILS,
+            WEIGHT_INITIALIZERS]
+
+
+def _registered(type_name: str) -> bool:
+    for registry in _registries():
+        try:
+            if registry.get(type_name) is not None:
+                return True
+        except Exception:  # noqa: BLE001 (an unknown scope prefix)
+            continue
+    try:
+        import mmcv.ops
+        return hasattr(mmcv.ops, type_name.split('.')[-1])
+    except ImportError:
+        return False
+
+
+def _close(type_name: str) -> str:
+    import difflib
+    names = set()
+    for registry in _registries():
+        names.update(registry.module_dict)
+    near = difflib.get_close_matches(type_name.split('.')[-1], sorted(names),
+                                     n=3)
+    return f' (close registered names: {near})' if near else ''
 
 
 def _as_list(x) -> list:

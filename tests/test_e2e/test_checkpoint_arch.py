@@ -70,9 +70,14 @@ def test_another_architecture_is_refused_naming_the_right_one(
     coco, _, ckpt = trained
     out = run_test(coco, ckpt, tmp_path / 'c',
                'model.backbone.arch=' + ','.join(OTHER), check=False)
-    assert out.returncode != 0
+    assert out.returncode == 1
     assert 'model.backbone.arch=' + ','.join(ARCH) in out.stderr
     assert 'Iter(test)' not in out.stdout + out.stderr
+    # one clear line, no traceback, nothing written
+    assert 'Traceback' not in out.stderr
+    assert out.stderr.strip().splitlines()[-2].startswith(
+        'test.py: error: checkpoint ')
+    assert not (tmp_path / 'c').exists()
 
 
 def test_an_old_checkpoint_without_meta_is_read_from_its_keys(
@@ -133,6 +138,14 @@ def test_a_supernet_checkpoint_is_refused_with_the_way_out(tmp_path):
     assert meta['arch'] is None
     torch.save(dict(state_dict=model.state_dict(), meta=meta), path)
     coco = make_tiny_coco(str(tmp_path / 'coco'))
+    (tmp_path / 'f').mkdir()
+    (tmp_path / 'f' / 'mine.txt').write_text('kept')
     out = run_test(coco, path, tmp_path / 'f', check=False)
-    assert out.returncode != 0
+    assert out.returncode == 1
     assert 'supernet' in out.stderr and 'export_subnet.py' in out.stderr
+    # refused after the Runner was built: its log folder and config copy
+    # are removed, what was there before stays
+    assert [p.name for p in (tmp_path / 'f').iterdir()] == ['mine.txt']
+    # --debug shows where it came from
+    out = run_test(coco, path, tmp_path / 'g', '--debug', check=False)
+    assert out.returncode == 1 and 'Traceback' in out.stderr

@@ -243,3 +243,66 @@ def test_resume_equals_an_uninterrupted_run(cfg, tmp_path):
     other.structural_space.components.input_size.choices.pop('s256')
     with pytest.raises(RuntimeError, match='was written with'):
         _scored_search(other, tmp_path / 'full', resume=True).run()
+
+
+# ------------------------------------------------- checked before training
+def test_an_unregistered_type_is_refused_before_any_training(cfg, tmp_path):
+    """A neck choice naming ``FPNN``: refused when the search is built,
+    naming the component, the choice and the close registered name; no
+    candidate trained, nothing written; --resume is refused the same
+    way (it used to propose the same candidate and die again)."""
+    bad = cfg.copy()
+    bad.structural_space.components.neck.choices['fpnn'] = dict(
+        cfg=dict(model=dict(neck=dict(type='FPNN'))))
+    for resume in (False, True):
+        wd = tmp_path / f'r{int(resume)}'
+        with pytest.raises(ValueError) as e:
+            _scored_search(bad, wd, resume=resume)
+        msg = str(e.value)
+        assert 'neck.fpnn' in msg and "'FPNN'" in msg and "'FPN'" in msg
+        assert not wd.exists() or not any(wd.iterdir())
+
+
+def test_a_misplaced_space_key_is_refused(cfg):
+    """``neck=dict(...)`` beside ``components=`` used to be ignored: the
+    search ran the unchanged space."""
+    sp = cfg.structural_space.to_dict()
+    sp['neck'] = dict(choices=dict(fpn8=dict()))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['neck'\].*"
+                       r"inside components="):
+        StructuralSearchSpace.from_cfg(sp)
+    comps = cfg.structural_space.to_dict()['components']
+    comps['neck']['choise'] = {}
+    with pytest.raises(ValueError, match=r"'neck': unknown key\(s\) "
+                       r"\['choise'\]"):
+        StructuralSearchSpace(comps)
+
+
+def test_the_space_size_is_counted_by_hand(space):
+    assert space.size() == len(_all_genomes(space))
+    assert sorted(map(space.key, space.structures())) == sorted(
+        map(space.key, _all_genomes(space)))
+
+
+def test_a_population_larger_than_the_space_says_why_it_stopped(
+        cfg, tmp_path):
+    """Two structures, population 5: a warning at the start, and the stop
+    names the exhausted space (not the constraints: none are set)."""
+    small = cfg.copy()
+    comps = small.structural_space.components
+    small.structural_space.components = dict(
+        backbone=dict(choices=dict(r18=comps.backbone.choices.r18)),
+        neck=dict(choices={k: comps.neck.choices[k]
+                           for k in list(comps.neck.choices)[:2]}))
+    small.structural_search.init = []
+    search = _scored_search(small, tmp_path)
+    assert search.space_size == 2
+    search.engine.population_size = 5
+    search.engine.num_mutation = search.engine.num_crossover = 1
+    search.run()
+    log = (tmp_path / 'search.log').read_text()
+    assert 'population_size=5 is larger than the search space (2 ' \
+        'structures)' in log
+    assert 'all 2 structures of the search space have been trained; ' \
+        'stopping' in log
+    assert 'fits the constraints' not in log
