@@ -18,6 +18,7 @@ Two things live here:
   watched by NCCL's 10-minute timeout (issue 21, item 4). The training
   collectives (DDP, SyncBN) stay on the default group and its timeout.
 """
+import atexit
 import datetime
 import os
 import subprocess
@@ -41,6 +42,17 @@ DEFAULT_COLLECTIVE_TIMEOUT_S = 6 * 3600.0
 
 _object_group = dict(world=None, group=None, timeout=None)
 _collective_timeout = [DEFAULT_COLLECTIVE_TIMEOUT_S]
+
+
+@atexit.register
+def _drop_object_group() -> None:
+    """Drop the cached object group at interpreter exit, while the
+    interpreter is whole. Kept alive into the final teardown (a process
+    that tore down its groups with ``dist.destroy_process_group()`` instead
+    of :func:`finalize_dist`), its gloo threads were destroyed late and a
+    rank could abort ("terminate called without an active exception",
+    SIGABRT) after its work was done."""
+    _object_group.update(world=None, group=None, timeout=None)
 
 
 def _env_int(names, launcher: str) -> int:
