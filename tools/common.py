@@ -167,36 +167,6 @@ def die_with_parent() -> None:
         pass  # no prctl: the child outlives a killed parent, as before
 
 
-def work_dir_entries(work_dir: str) -> Optional[set]:
-    """The entries of ``work_dir`` now (``None`` when it does not exist),
-    for :func:`discard_run_files`."""
-    import os
-    return set(os.listdir(work_dir)) if osp.isdir(work_dir) else None
-
-
-def discard_run_files(runner, work_dir: str, before: Optional[set]) -> None:
-    """Remove what a refused run created in ``work_dir`` (the Runner's
-    dated log folder, its config copy): every entry that was not there
-    before (``before`` from :func:`work_dir_entries`), and the work dir
-    itself when the run created it. The Runner's log files are closed
-    first. Nothing that existed before is touched."""
-    import os
-    import shutil
-
-    from mmdetnas.utils.runner_release import release_runner
-    release_runner(runner)
-    if not osp.isdir(work_dir):
-        return
-    for name in set(os.listdir(work_dir)) - (before or set()):
-        path = osp.join(work_dir, name)
-        if osp.isdir(path) and not osp.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
-    if before is None and not os.listdir(work_dir):
-        os.rmdir(work_dir)
-
-
 #: errors that mean "bad input" (a message for the user, not a bug): the
 #: tools print them as one line unless --debug is given
 INPUT_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError,
@@ -224,8 +194,7 @@ def cli(main, argv=None):
         if debug or not expected:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f'{prog}: error: {msg}', file=sys.stderr)
-        print(f'{prog}: (run with --debug for the traceback)',
+        print(f'{prog}: error: {msg} (--debug shows the traceback)',
               file=sys.stderr)
         sys.exit(1)
 

@@ -10,11 +10,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mmdetnas.utils.run_files import RunFiles  # noqa: E402
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
 from tools.common import (build_runner, check_checkpoint_fits,  # noqa
-                          cli, discard_run_files, finalize_dist,
-                          fit_checkpoint_arch, parse_tool_args, prepare_cfg,
-                          work_dir_entries)
+                          cli, finalize_dist, fit_checkpoint_arch,
+                          parse_tool_args, prepare_cfg)
 
 
 def parse_args(argv=None):
@@ -59,13 +59,10 @@ def main(argv=None):
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(
             dict(type='mmdet.DumpDetResults', out_file_path=args.out))
-    before = work_dir_entries(cfg.work_dir)
-    runner = build_runner(cfg)
-    try:
+    files = RunFiles(cfg)
+    runner = files.track(build_runner(cfg))
+    with files.on_refusal():  # a refused checkpoint leaves nothing
         check_checkpoint_fits(runner, ckpt, args.checkpoint)
-    except ValueError:
-        discard_run_files(runner, cfg.work_dir, before)  # nothing left
-        raise
     del ckpt
     metrics = runner.test()
     finalize_dist()

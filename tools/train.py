@@ -9,11 +9,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mmdetnas.utils.run_files import RunFiles  # noqa: E402
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
 from tools.common import (build_runner, check_checkpoint_fits,  # noqa
-                          cli, discard_run_files, finalize_dist,
-                          fit_checkpoint_arch, parse_tool_args, prepare_cfg,
-                          work_dir_entries)
+                          cli, finalize_dist, fit_checkpoint_arch,
+                          parse_tool_args, prepare_cfg)
 
 
 def parse_args(argv=None):
@@ -54,14 +54,11 @@ def main(argv=None):
     if cfg.get('load_from') and not cfg.get('resume', False):
         # fine-tuning a subnet checkpoint: its architecture, or a refusal
         ckpt = fit_checkpoint_arch(cfg, cfg.load_from, args.cfg_options)
-    before = work_dir_entries(cfg.work_dir)
-    runner = build_runner(cfg)
+    files = RunFiles(cfg)
+    runner = files.track(build_runner(cfg))
     if ckpt is not None:
-        try:
+        with files.on_refusal():  # a refused checkpoint leaves nothing
             check_checkpoint_fits(runner, ckpt, cfg.load_from)
-        except ValueError:
-            discard_run_files(runner, cfg.work_dir, before)  # nothing left
-            raise
         del ckpt
     runner.train()
     finalize_dist()

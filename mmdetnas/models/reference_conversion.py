@@ -503,6 +503,7 @@ def convert_reference_checkpoint(
         ConvertedCheckpoint
 
     Raises:
+        TypeError: ``ckpt`` holds no state dict (e.g. a plain tensor).
         KeyError: no backbone key, a backbone key that cannot be placed, a
             layer whose block cannot be determined, or a norm layout that
             cannot be mapped.
@@ -510,11 +511,21 @@ def convert_reference_checkpoint(
             no search-space preset matches the checkpoint.
         RuntimeError: the converted backbone does not load strictly.
     """
-    state = ckpt
+    state, where = ckpt, ''
     for field in ('state_dict', 'model'):
-        if isinstance(state, dict) and isinstance(state.get(field), dict):
-            state = state[field]
+        if isinstance(state, dict) and field in state:
+            state, where = state[field], f" under {field!r}"
             break
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) for k in state):
+        got = ('a dict with non-string keys' if isinstance(state, dict)
+               else f'a {type(state).__name__}' + (
+                   f' of shape {tuple(state.shape)}'
+                   if isinstance(state, torch.Tensor) else ''))
+        raise TypeError(
+            f'the checkpoint holds no state dict: got {got}{where}; '
+            "expected a dict of named tensors (or one under 'state_dict' "
+            "or 'model'), as the DetNAS reference code saves")
     state = strip_prefixes(state, tuple(strip))
     parts = split_parts(state)
     if not parts['backbone']:

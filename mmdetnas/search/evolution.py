@@ -8,6 +8,8 @@ non-dominated sorting and crowding distance of NSGA-II (Deb et al., 2002).
 import random
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
+
 from mmdetnas.spaces.arch import Arch
 from mmdetnas.spaces.search_space import SearchSpace
 
@@ -117,3 +119,59 @@ def topk_single(records: Sequence[dict], k: int,
 def objectives(record: dict, cost_key: str) -> Tuple[float, float]:
     """``(-score, cost)``: the minimised objectives of a record."""
     return (-record['score'], float(record[cost_key]))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(
+        value, bool)
+
+
+def check_population_settings(population_size, max_generations, top_k,
+                              num_mutation, num_crossover, mutate_prob=0.1,
+                              max_tries_factor=10,
+                              setting: str = 'train_cfg') -> None:
+    """Check the population settings of a search, each on its own before
+    the ones that combine them, so the message names the value that is
+    wrong (``population_size=0`` is not blamed on the children):
+    ``population_size``, ``max_generations`` and ``top_k`` (ints >= 1),
+    ``num_mutation`` and ``num_crossover`` (ints >= 0), then
+    ``num_mutation + num_crossover <= population_size``, then
+    ``mutate_prob`` in [0, 1] and ``max_tries_factor`` (int >= 1).
+
+    Args:
+        setting (str): where the settings are written in the config
+            (``'train_cfg'`` for the DetNAS search loop, e.g.
+            ``'structural_search'`` for SM-NAS), for the messages.
+
+    Raises:
+        ValueError: the first bad setting, named ``<setting>.<name>`` with
+            its value and what was expected.
+    """
+    for name, value, low, what in (
+            ('population_size', population_size, 1,
+             'candidates per generation'),
+            ('max_generations', max_generations, 1, 'generations'),
+            ('top_k', top_k, 1, 'parents kept per generation'),
+            ('num_mutation', num_mutation, 0,
+             'mutated children per generation'),
+            ('num_crossover', num_crossover, 0,
+             'crossover children per generation')):
+        if not _is_int(value) or value < low:
+            raise ValueError(
+                f'{setting}.{name} must be an int >= {low} ({what}), got '
+                f'{value!r}')
+    if num_mutation + num_crossover > population_size:
+        raise ValueError(
+            f'{setting}: num_mutation ({num_mutation}) + num_crossover '
+            f'({num_crossover}) = {num_mutation + num_crossover} exceeds '
+            f'population_size ({population_size}); expected at most '
+            'population_size children per generation (the rest of the '
+            'population is random)')
+    if isinstance(mutate_prob, bool) or not isinstance(
+            mutate_prob, (int, float, np.floating)) or \
+            not 0 <= mutate_prob <= 1:
+        raise ValueError(f'{setting}.mutate_prob must be a probability in '
+                         f'[0, 1], got {mutate_prob!r}')
+    if not _is_int(max_tries_factor) or max_tries_factor < 1:
+        raise ValueError(f'{setting}.max_tries_factor must be an int >= 1, '
+                         f'got {max_tries_factor!r}')

@@ -80,8 +80,9 @@ def _validate(values: Sequence[Union[str, int]], space: SearchSpace,
         if isinstance(v, int):
             if not 0 <= v < space.num_choices:
                 raise ValueError(
-                    f'{source}: layer {i}: choice index {v} out of range; '
-                    f'expected 0..{space.num_choices - 1} '
+                    f'{source}: layer {i}: choice index {v} out of range: '
+                    f'search space {space.name!r} has {space.num_choices} '
+                    f'choices, expected 0..{space.num_choices - 1} '
                     f'({list(space.choices)})')
             arch.append(space.choices[v])
         elif isinstance(v, str):

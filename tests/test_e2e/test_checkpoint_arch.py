@@ -75,7 +75,7 @@ def test_another_architecture_is_refused_naming_the_right_one(
     assert 'Iter(test)' not in out.stdout + out.stderr
     # one clear line, no traceback, nothing written
     assert 'Traceback' not in out.stderr
-    assert out.stderr.strip().splitlines()[-2].startswith(
+    assert out.stderr.strip().splitlines()[-1].startswith(
         'test.py: error: checkpoint ')
     assert not (tmp_path / 'c').exists()
 

@@ -129,4 +129,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from tools.common import cli
+    cli(main)

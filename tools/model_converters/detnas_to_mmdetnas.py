@@ -64,6 +64,10 @@ def main(argv=None):
     try:
         res = convert_reference_checkpoint(ckpt, args.backbone_only,
                                            args.prefix, tuple(args.strip))
+    except TypeError as e:
+        if 'holds no state dict' in str(e):  # name the file
+            raise TypeError(f'{args.src!r}: {e}') from None
+        raise
     except ValueError as e:
         if args.prefix is not None and 'prefix' in str(e):
             parser.error(str(e))
@@ -96,4 +100,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from tools.common import cli
+    cli(main)

@@ -9,7 +9,10 @@ The result loads with ``strict=True`` into a config whose backbone has
 ``arch=ARCH`` (``load_from=OUT_CKPT``, or
 ``init_cfg=dict(type='Pretrained', checkpoint=OUT_CKPT, prefix='backbone.')``
 for the backbone alone). ARCH is an architecture file, an official name or a
-comma-separated list of choice names/indices. The command line over
+comma-separated list of choice names/indices; it is checked against the
+search space of the checkpoint (recorded in its meta, or told from its keys:
+number of layers, choices held, stem width), and an architecture of another
+space is refused naming both. The command line over
 :func:`mmdetnas.search.export_subnet`.
 """
 import argparse
@@ -36,8 +39,9 @@ def main(argv=None):
         help="key prefix of the backbone ('' for a bare backbone)")
     parser.add_argument(
         '--search-space',
-        help="search space of a comma-separated ARCH (preset name, default "
-        "'300M'; a file or official name carries its own)")
+        help="search space of the checkpoint (preset name): needed only "
+        "when the checkpoint records none and its keys identify no preset "
+        "(a custom space); otherwise it must be the checkpoint's")
     args = parser.parse_args(argv)
     meta = export_subnet(args.checkpoint, args.arch, args.out, args.prefix,
                          args.search_space)
@@ -47,4 +51,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from tools.common import cli
+    cli(main)

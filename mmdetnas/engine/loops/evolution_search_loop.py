@@ -38,6 +38,7 @@ from mmengine.runner.base_loop import BaseLoop
 from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
                                                      find_searchable_backbones)
 from mmdetnas.engine.hooks.search_outputs_hook import SearchOutputsHook
+from mmdetnas.evaluation.metric_names import check_score_key
 from mmdetnas.registry import LOOPS
 from mmdetnas.spaces.arch import Arch, arch_to_indices, resolve_arch
 from mmdetnas.search.bn_recalibration import (SCOPES, dataloader_batch_size,
@@ -45,7 +46,8 @@ from mmdetnas.search.bn_recalibration import (SCOPES, dataloader_batch_size,
                                               resolve_kernel)
 from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.engine import SearchEngine
-from mmdetnas.search.evolution import crossover, mutate, random_arch
+from mmdetnas.search.evolution import (check_population_settings,
+                                       crossover, mutate, random_arch)
 from mmdetnas.search.model_cost import measure_latency
 from mmdetnas.utils.checkpoint import file_sha256
 from mmdetnas.utils.dist import (DEFAULT_COLLECTIVE_TIMEOUT_S,
@@ -131,9 +133,14 @@ class EvolutionSearchLoop(BaseLoop):
             hours.
 
     Raises:
-        ValueError: (on construction) ``num_mutation + num_crossover``
-            exceeds ``population_size``; ``top_k``, ``population_size`` or
-            ``max_generations`` is below 1; ``cost_key`` is neither
+        ValueError: (on construction, checked in this order)
+            ``population_size``, ``max_generations`` or ``top_k`` is not an
+            int >= 1; ``num_mutation`` or ``num_crossover`` is not an int
+            >= 0; ``num_mutation + num_crossover`` exceeds
+            ``population_size``; ``mutate_prob`` is outside [0, 1];
+            ``max_tries_factor`` is below 1 (see
+            :func:`~mmdetnas.search.evolution.check_population_settings`);
+            ``cost_key`` is neither
             ``'flops'`` nor ``'latency_ms'``; an unknown ``calib_scope``;
             ``parallel`` is neither
             ``'candidate'``, ``'data'`` nor ``None``; a malformed ``flops`` /
@@ -148,9 +155,14 @@ class EvolutionSearchLoop(BaseLoop):
             construction); from :meth:`run`: a ``PathSamplerHook`` is
             registered, no candidate of the first generation satisfies the
             constraints (the message names them and the range seen),
-            ``score_key`` is not among the evaluator's metrics, or (with
+            ``score_key`` is not among the metrics of the first evaluation
+            (an evaluator of unknown metric types), or (with
             ``resume``) the search state cannot be read or was written with
             another search space, ``score_key`` or ``seed``.
+        ValueError: from :meth:`run`, before any candidate is scored and
+            any file is written: ``score_key`` is not a metric the
+            ``val_evaluator`` returns (evaluators of known metric types,
+            see :mod:`mmdetnas.evaluation.metric_names`).
     """
 
     def __init__(self,
@@ -182,6 +194,14 @@ class EvolutionSearchLoop(BaseLoop):
                  calib_num_workers: Optional[int] = None,
                  calib_kernel: str = 'auto',
                  collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT_S):
+        # the population settings first, in an order that blames the value
+        # that is wrong (population_size=0 is not a num_mutation +
+        # num_crossover problem), and before the dataloader is built
+        check_population_settings(
+            population_size=population_size, max_generations=max_generations,
+            top_k=top_k, num_mutation=num_mutation,
+            num_crossover=num_crossover, mutate_prob=mutate_prob,
+            max_tries_factor=max_tries_factor)
         super().__init__(runner, dataloader)
         set_collective_timeout(collective_timeout)
         resolve_kernel(calib_kernel, 'cpu')  # raises on an unknown name
@@ -331,6 +351,11 @@ class EvolutionSearchLoop(BaseLoop):
         ckpt = self.supernet_checkpoint
         self.engine.identity['supernet_sha256'] = (
             file_sha256(ckpt) if ckpt and osp.isfile(ckpt) else None)
+        # a misspelt score_key is refused before any candidate is scored
+        # and before the search writes or moves any file of its work dir
+        # (evaluators of known metric types; others are checked after the
+        # first evaluation)
+        self.check_score_key()
         self.runner.call_hook('before_train')
         if self.resume:
             self._load_state()
@@ -343,6 +368,26 @@ class EvolutionSearchLoop(BaseLoop):
                 break
         self.runner.call_hook('after_train')
         return self.runner.model
+
+    def check_score_key(self) -> bool:
+        """Refuse a ``score_key`` that the runner's ``val_evaluator`` will
+        not return (:func:`mmdetnas.evaluation.check_score_key`), before
+        any candidate is scored.
+
+        Returns:
+            bool: whether the key could be checked (``False``: an evaluator
+            with a metric of an unknown type, or none; the key is then
+            checked after the first evaluation).
+
+        Raises:
+            ValueError: the key is not among the evaluator's metric names;
+                the message names it and the expected ones.
+        """
+        try:
+            evaluator = self.runner.val_loop.evaluator
+        except Exception:  # noqa: BLE001  no val loop: checked later
+            return False
+        return check_score_key(self.score_key, evaluator)
 
     def run_epoch(self) -> bool:
         """One generation: propose its candidates (rank 0, broadcast; kept
