@@ -34,6 +34,8 @@ from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.model_cost import measure_latency, model_flops
 from mmdetnas.search.modular import ModularSearchSpace
 from mmdetnas.spaces.resnet_code import code_macs
+from mmdetnas.evaluation.metric_names import check_score_key
+from mmdetnas.search.evolution import check_population_settings
 from mmdetnas.search.structural import StructuralSearchSpace
 from mmdetnas.utils.dist import broadcast_object, set_collective_timeout
 from mmdetnas.utils.runner_release import release_runner
@@ -127,6 +129,15 @@ class StructuralSearch:
             raise ValueError(f'unknown {self.options_key} option(s) '
                              f'{sorted(unknown)}; expected some of '
                              f'{sorted(engine_keys + OWN_KEYS)}')
+        # each setting on its own first, so the message blames the right
+        # one; then the score key against the evaluator's metric names,
+        # before anything trains
+        import inspect
+        defaults = {k: v.default for k, v in inspect.signature(
+            SearchEngine.__init__).parameters.items() if k in engine_keys}
+        defaults.update({k: opts[k] for k in engine_keys if k in opts})
+        check_population_settings(setting=self.options_key, **defaults)
+        self._check_score_key()
         self.engine = SearchEngine(
             self.work_dir, key=self.space.key,
             genome_of=lambda r: r[self.genome_field],
@@ -140,6 +151,22 @@ class StructuralSearch:
         # anything trains (and before a resume proposes a candidate again)
         check = getattr(self.space, 'check_buildable', None)
         self.space_size = check(self.base) if check is not None else None
+
+    def _check_score_key(self) -> None:
+        """Refuse a ``score_key`` the config's ``val_evaluator`` will not
+        return (known metric types; others, or an evaluator that cannot be
+        built here, are checked after the first candidate as before)."""
+        ev = self.base.get('val_evaluator')
+        if ev is None:
+            return
+        try:
+            from mmengine.evaluator import Evaluator
+            evaluator = Evaluator(copy.deepcopy(
+                ev.to_dict() if hasattr(ev, 'to_dict') else ev))
+        except Exception:  # noqa: BLE001 (e.g. its data is elsewhere)
+            return
+        check_score_key(self.score_key, evaluator,
+                        setting=f'{self.options_key}.score_key')
 
     def build_space(self, space_cfg) -> StructuralSearchSpace:
         """The search space of the config's :attr:`space_key` entry."""

@@ -1,6 +1,7 @@
 """SM-NAS structural search: the space, its compatibility rules, the shared
 engine's Pareto front, and resume of the search (a scoring function stands
 in for training)."""
+import copy
 import itertools
 import json
 import os.path as osp
@@ -209,7 +210,7 @@ def _scored_search(cfg, work_dir, resume=False, kill_at=None):
                         latency_ms=latency, flops=1, params=1,
                         train_seconds=0.0, feasible=True)
 
-    c = cfg.copy()
+    c = copy.deepcopy(cfg)
     c.work_dir = str(work_dir)
     c.structural_search.update(population_size=4, max_generations=3,
                                num_mutation=2, num_crossover=1, top_k=2)
@@ -239,7 +240,7 @@ def test_resume_equals_an_uninterrupted_run(cfg, tmp_path):
         fronts = sorted(p.name for p in (wd / 'front').iterdir())
         assert fronts == sorted(p.name for p in (full / 'front').iterdir())
     # a state written for another space is refused
-    other = cfg.copy()
+    other = copy.deepcopy(cfg)
     other.structural_space.components.input_size.choices.pop('s256')
     with pytest.raises(RuntimeError, match='was written with'):
         _scored_search(other, tmp_path / 'full', resume=True).run()
@@ -251,7 +252,7 @@ def test_an_unregistered_type_is_refused_before_any_training(cfg, tmp_path):
     naming the component, the choice and the close registered name; no
     candidate trained, nothing written; --resume is refused the same
     way (it used to propose the same candidate and die again)."""
-    bad = cfg.copy()
+    bad = copy.deepcopy(cfg)
     bad.structural_space.components.neck.choices['fpnn'] = dict(
         cfg=dict(model=dict(neck=dict(type='FPNN'))))
     for resume in (False, True):
@@ -288,7 +289,7 @@ def test_a_population_larger_than_the_space_says_why_it_stopped(
         cfg, tmp_path):
     """Two structures, population 5: a warning at the start, and the stop
     names the exhausted space (not the constraints: none are set)."""
-    small = cfg.copy()
+    small = copy.deepcopy(cfg)
     comps = small.structural_space.components
     small.structural_space.components = dict(
         backbone=dict(choices=dict(r18=comps.backbone.choices.r18)),
@@ -306,3 +307,28 @@ def test_a_population_larger_than_the_space_says_why_it_stopped(
     assert 'all 2 structures of the search space have been trained; ' \
         'stopping' in log
     assert 'fits the constraints' not in log
+
+
+def test_settings_and_score_key_are_checked_before_training(cfg, tmp_path):
+    """``population_size=0`` is blamed on itself; a misspelt score key is
+    refused against the evaluator's metric names, with the close one;
+    nothing is written."""
+    from mmdetnas.engine.structural_search import StructuralSearch
+    from tests.e2e_utils import make_tiny_coco
+    bad = copy.deepcopy(cfg)
+    bad.work_dir = str(tmp_path / 'a')
+    bad.structural_search.update(population_size=0, num_mutation=1,
+                                 num_crossover=1)
+    with pytest.raises(ValueError, match=r'structural_search\.'
+                       r'population_size must be an int >= 1.*got 0'):
+        StructuralSearch(bad)
+    coco = make_tiny_coco(str(tmp_path / 'coco'))
+    bad = copy.deepcopy(cfg)
+    bad.work_dir = str(tmp_path / 'b')
+    bad.val_evaluator.ann_file = coco['val']
+    bad.structural_search.score_key = 'coco/bbox_mAP50'
+    with pytest.raises(ValueError) as e:
+        StructuralSearch(bad)
+    assert "'coco/bbox_mAP50'" in str(e.value)
+    assert "'coco/bbox_mAP_50'" in str(e.value)
+    assert not (tmp_path / 'b').exists()
