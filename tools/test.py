@@ -60,8 +60,10 @@ def main(argv=None):
         cfg.test_evaluator.append(
             dict(type='mmdet.DumpDetResults', out_file_path=args.out))
     files = RunFiles(cfg)
-    runner = files.track(build_runner(cfg))
-    with files.on_refusal():  # a refused checkpoint leaves nothing
+    # a model that does not build (e.g. a misspelt --cfg-options key) or
+    # a refused checkpoint leaves nothing in the work dir
+    with files.on_refusal():
+        runner = files.track(build_runner(cfg))
         check_checkpoint_fits(runner, ckpt, args.checkpoint)
     del ckpt
     metrics = runner.test()

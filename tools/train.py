@@ -55,11 +55,13 @@ def main(argv=None):
         # fine-tuning a subnet checkpoint: its architecture, or a refusal
         ckpt = fit_checkpoint_arch(cfg, cfg.load_from, args.cfg_options)
     files = RunFiles(cfg)
-    runner = files.track(build_runner(cfg))
-    if ckpt is not None:
-        with files.on_refusal():  # a refused checkpoint leaves nothing
+    # a model that does not build or a refused checkpoint leaves nothing
+    # in the work dir (a resumed run's files are older than this Runner)
+    with files.on_refusal():
+        runner = files.track(build_runner(cfg))
+        if ckpt is not None:
             check_checkpoint_fits(runner, ckpt, cfg.load_from)
-        del ckpt
+    del ckpt
     runner.train()
     finalize_dist()
 

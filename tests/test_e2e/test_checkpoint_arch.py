@@ -149,3 +149,16 @@ def test_a_supernet_checkpoint_is_refused_with_the_way_out(tmp_path):
     # --debug shows where it came from
     out = run_test(coco, path, tmp_path / 'g', '--debug', check=False)
     assert out.returncode == 1 and 'Traceback' in out.stderr
+
+
+def test_a_misspelt_option_ends_in_one_line_naming_it(trained, tmp_path):
+    """``model.backbone.archh=...``: the model does not build; one line
+    naming the key, no traceback, nothing left in the work dir."""
+    coco, _, ckpt = trained
+    out = run_test(coco, ckpt, tmp_path / 'h', 'model.backbone.archh=x',
+                   check=False)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('test.py: error:') and "'archh'" in last
+    assert 'Traceback' not in out.stderr
+    assert not (tmp_path / 'h').exists()
