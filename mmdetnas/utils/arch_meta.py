@@ -148,7 +148,9 @@ def fit_arch_to_checkpoint(cfg, ckpt: dict, filename: str,
         return None
     try:
         current = _names(backbone.get('arch'), backbone.get('search_space'))
-    except (ValueError, KeyError, FileNotFoundError):
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        if explicit:  # the user's own architecture is invalid: say so
+            raise ValueError(f'model.backbone.arch: {e}') from e
         current = None
     if current == arch:
         return None

@@ -162,3 +162,19 @@ def test_a_misspelt_option_ends_in_one_line_naming_it(trained, tmp_path):
     assert last.startswith('test.py: error:') and "'archh'" in last
     assert 'Traceback' not in out.stderr
     assert not (tmp_path / 'h').exists()
+
+
+@pytest.mark.parametrize('arch, words', [
+    (','.join(['4'] * 20), 'out of range'),
+    (','.join(['shuffle_3x3'] * 3), 'has 3 layers'),
+])
+def test_an_invalid_architecture_is_named(trained, tmp_path, arch, words):
+    """Probes 18-20: the user's own architecture is invalid: its error,
+    not a mismatch with the checkpoint."""
+    coco, _, ckpt = trained
+    out = run_test(coco, ckpt, tmp_path / 'i', 'model.backbone.arch=' + arch,
+                   check=False)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('test.py: error: model.backbone.arch:')
+    assert words in last
