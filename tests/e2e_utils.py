@@ -48,6 +48,33 @@ def run_tool(args: list, timeout: int = 600, check: bool = True):
     return proc
 
 
+def run_tools(commands: list, timeout: int = 900) -> list:
+    """Run independent ``python tools/...`` commands at the same time (each
+    one single-threaded, as :func:`run_tool` runs it: on the 2-core machine
+    two of them take the wall time of one); raises like :func:`run_tool`
+    when one fails. Returns the completed processes in order."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    procs = [subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for args in commands]
+    done = []
+    try:
+        for args, proc in zip(commands, procs):
+            out, err = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(
+                proc.args, proc.returncode, out, err))
+            if proc.returncode != 0:
+                raise AssertionError(
+                    f'{args} exited {proc.returncode}:\n{out[-3000:]}\n'
+                    f'{err[-6000:]}')
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return done
+
+
 def scalars(work_dir: str) -> list:
     """The train log records (``vis_data/scalars.json``) of a work dir."""
     import glob

@@ -121,8 +121,13 @@ def fit_arch_to_checkpoint(cfg, ckpt: dict, filename: str,
       DetNAS backbone): nothing changes;
     * the config's architecture is the checkpoint's: nothing changes;
     * it differs and the user did not set it (``explicit`` False: it is the
-      config's default): the checkpoint's architecture and search space
-      replace it, and the returned message says so;
+      config's default): when the checkpoint *records* its architecture
+      (meta) that architecture and its search space replace the config's,
+      and the returned message says so; when it is only read from the keys
+      (an older checkpoint) it is refused with the option that fits (a
+      kernel-entangled supernet of ``k x k`` choices has the keys of the
+      all-largest-kernel subnet, so keys alone are not trusted to pick the
+      network);
     * it differs and the user set it (``--cfg-options model.backbone.arch``):
       refused.
 
@@ -137,6 +142,7 @@ def fit_arch_to_checkpoint(cfg, ckpt: dict, filename: str,
 
     Raises:
         ValueError: an explicit architecture that is not the checkpoint's,
+            or a default one that is not the one read from its keys,
             naming both and the option that fits.
     """
     backbone = cfg.get('model', {}).get('backbone', {})
@@ -155,14 +161,16 @@ def fit_arch_to_checkpoint(cfg, ckpt: dict, filename: str,
     if current == arch:
         return None
     how = 'records' if source == 'meta' else 'holds the weights of'
-    if explicit:
+    if explicit or source != 'meta':
+        given = ','.join(current) if current else backbone.get('arch')
         raise ValueError(
             f'checkpoint {filename!r} {how} the architecture '
-            f'{",".join(arch)}, but model.backbone.arch='
-            f'{",".join(current) if current else backbone.get("arch")!r} '
-            f'was given: the weights would not fit (the tool would run '
-            f'another network). Drop the option, or use '
-            f'--cfg-options {arch_option(arch)}')
+            f'{",".join(arch)}, but the model would be built with '
+            f'{given if given is not None else "the supernet"}'
+            f'{" (given)" if explicit else " (the config default)"}: the '
+            f'weights would not fit (the tool would run another network). '
+            + ('Drop the option, or use ' if source == 'meta' else 'Use ')
+            + f'--cfg-options {arch_option(arch)}')
     backbone['arch'] = arch
     if space is not None:
         backbone['search_space'] = space

@@ -84,17 +84,23 @@ def test_an_old_checkpoint_without_meta_is_read_from_its_keys(
         trained, tmp_path):
     """Checkpoints written before the meta (and converted reference
     subnets) hold one choice block per layer: the architecture is read
-    from the keys (a wrong one is then refused as with the meta:
-    tests/test_utils/test_arch_meta.py)."""
+    from the keys and, not recorded, is not built on its own: the default
+    is refused with the option that fits (probe 22 of the issue)."""
     coco, _, ckpt = trained
     state = torch.load(ckpt, map_location='cpu', weights_only=False)
     for k in ('arch', 'search_space'):
         state['meta'].pop(k)
     old = str(tmp_path / 'old.pth')
     torch.save(state, old)
-    out = run_test(coco, old, tmp_path / 'd')
-    assert 'holds the weights of the architecture ' + ','.join(ARCH) in \
-        out.stdout + out.stderr
+    out = run_test(coco, old, tmp_path / 'd', check=False)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert 'holds the weights of the architecture ' + ','.join(ARCH) in last
+    assert '(the config default)' in last
+    assert 'Use --cfg-options model.backbone.arch=' + ','.join(ARCH) in last
+    # the option it names fits
+    run_test(coco, old, tmp_path / 'e',
+             'model.backbone.arch=' + ','.join(ARCH))
 
 
 def test_fine_tuning_from_a_subnet_checkpoint_checks_it_too(

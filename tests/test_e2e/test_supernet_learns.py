@@ -11,7 +11,7 @@ import os.path as osp
 
 import pytest
 
-from tests.e2e_utils import run_tool, scalars
+from tests.e2e_utils import run_tool, run_tools, scalars
 from tools.common import data_root_options
 
 pytestmark = pytest.mark.slow
@@ -35,17 +35,17 @@ def test_random_path_supernet_reaches_80_percent_of_a_fixed_subnet(tmp_path):
     run_tool(['tools/dataset_converters/prepare_fashion_mnist.py',
               '--out-dir', data, '--num-train', '6000', '--num-val', '1000'])
     sup_dir = str(tmp_path / 'supernet')
-    run_tool(['tools/train.py',
-              f'{QS}/detnas_supernet_shufflenetv2-300m_quick_fashion-mnist.py',
-              '--work-dir', sup_dir, '--cfg-options',
-              *data_root_options(data),
-              *_schedule()], timeout=900)
     fixed_dir = str(tmp_path / 'fixed')
-    run_tool(['tools/train.py',
-              f'{QS}/detnas_subnet_shufflenetv2-300m_quick_fashion-mnist.py',
-              '--work-dir', fixed_dir, '--cfg-options',
-              *data_root_options(data),
-              *_schedule(), f'model.backbone.arch={ALL_3X3}'], timeout=900)
+    # the two trainings are independent: side by side (one core each)
+    run_tools([
+        ['tools/train.py',
+         f'{QS}/detnas_supernet_shufflenetv2-300m_quick_fashion-mnist.py',
+         '--work-dir', sup_dir, '--cfg-options', *data_root_options(data),
+         *_schedule()],
+        ['tools/train.py',
+         f'{QS}/detnas_subnet_shufflenetv2-300m_quick_fashion-mnist.py',
+         '--work-dir', fixed_dir, '--cfg-options', *data_root_options(data),
+         *_schedule(), f'model.backbone.arch={ALL_3X3}']], timeout=900)
     search_dir = tmp_path / 'paths'
     run_tool(['tools/search.py',
               f'{QS}/detnas_search_shufflenetv2-300m_quick_fashion-mnist.py',

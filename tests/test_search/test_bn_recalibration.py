@@ -575,9 +575,10 @@ def _classifier64(seen=None):
     return model
 
 
-def _shard_worker(rank, world, port, out):
+def _shard_worker(rank, world, store, out):
     import torch.distributed as tdist
-    tdist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+    # a file rendezvous: no port to collide with an earlier test's
+    tdist.init_process_group('gloo', init_method=f'file://{store}',
                              rank=rank, world_size=world)
     try:
         seen = []
@@ -587,6 +588,7 @@ def _shard_worker(rank, world, port, out):
         torch.save(dict(stats=bn_stats(model), batches=len(seen)),
                    f'{out}.{rank}')
     finally:
+        tdist.barrier()  # both ranks tear down together
         tdist.destroy_process_group()
 
 
@@ -594,14 +596,10 @@ def test_data_parallel_shares_combine_to_the_single_process_statistics(
         tmp_path):
     """Two processes, each on its share of the 5 batches (3 and 2), end
     with the statistics one process computes from all 5."""
-    import socket
-
     import torch.multiprocessing as mp
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
     out = str(tmp_path / 'rank')
-    mp.spawn(_shard_worker, args=(2, port, out), nprocs=2)
+    mp.spawn(_shard_worker, args=(2, str(tmp_path / 'store'), out),
+             nprocs=2)
     ranks = [torch.load(f'{out}.{r}', weights_only=False) for r in (0, 1)]
     assert [r['batches'] for r in ranks] == [3, 2]
     model = _classifier64()
