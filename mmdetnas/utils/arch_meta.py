@@ -27,6 +27,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
+from mmdetnas.utils.checkpoint import name_keys, weight_mismatches
+
 __all__ = [
     'model_arch_meta', 'checkpoint_arch',
     'fit_arch_to_checkpoint', 'check_weights_fit', 'arch_option'
@@ -208,22 +210,15 @@ def check_weights_fit(model, ckpt: dict, filename: str,
     sd = {k: v for k, v in _state_dict(ckpt).items()
           if not any(k.endswith(s) for s in ignore_suffixes)}
     own = model.state_dict()
-    mine = [k for k in own if k.startswith('backbone.')]
     theirs = [k for k in sd if k.startswith('backbone.')]
-    missing = [k for k in mine if k not in sd]
-    unexpected = [k for k in theirs if k not in own]
-    shapes = [f'{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}'
-              for k in mine if k in sd and hasattr(sd[k], 'shape')
-              and tuple(sd[k].shape) != tuple(own[k].shape)]
+    missing, unexpected, shapes = weight_mismatches(own, sd, 'backbone.')
     empty = sorted({k.split('.')[0] for k in own} -
                    {k.split('.')[0] for k in sd})
     if not (missing or unexpected or shapes or empty):
         return
 
     def names(keys):
-        more = len(keys) - max_names
-        return ', '.join(keys[:max_names]) + (f' (+{more} more)'
-                                              if more > 0 else '')
+        return name_keys(keys, max_names)
 
     parts = []
     if missing:

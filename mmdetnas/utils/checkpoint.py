@@ -48,6 +48,28 @@ def register_checkpoint_loader() -> None:
         prefixes='', loader=load_local_checkpoint, force=True)
 
 
+def weight_mismatches(own: dict, sd: dict, prefix: str = ''):
+    """Keys of a model's state dict ``own`` against a checkpoint's ``sd``,
+    restricted to keys starting with ``prefix``: ``(missing, unexpected,
+    shapes)``, the last as ``'key (checkpoint shape) vs (model shape)'``
+    strings."""
+    mine = [k for k in own if k.startswith(prefix)]
+    theirs = [k for k in sd if k.startswith(prefix)]
+    missing = [k for k in mine if k not in sd]
+    unexpected = [k for k in theirs if k not in own]
+    shapes = [f'{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}'
+              for k in mine if k in sd and hasattr(sd[k], 'shape')
+              and tuple(sd[k].shape) != tuple(own[k].shape)]
+    return missing, unexpected, shapes
+
+
+def name_keys(keys, max_names: int = 4) -> str:
+    """The first ``max_names`` keys, and how many more."""
+    more = len(keys) - max_names
+    return ', '.join(keys[:max_names]) + (f' (+{more} more)'
+                                          if more > 0 else '')
+
+
 def check_checkpoint_matches(model: torch.nn.Module,
                              filename: str,
                              what: str = 'supernet checkpoint',
@@ -90,20 +112,12 @@ def check_checkpoint_matches(model: torch.nn.Module,
           for k, v in sd.items()
           if not any(k.endswith(s) for s in ignore_suffixes)}
     own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [
-        f'{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}'
-        for k, v in own.items()
-        if k in sd and hasattr(sd[k], 'shape') and sd[k].shape != v.shape
-    ]
+    missing, unexpected, shapes = weight_mismatches(own, sd)
     if not (missing or unexpected or shapes):
         return
 
     def names(keys):
-        shown = ', '.join(keys[:max_names])
-        more = len(keys) - max_names
-        return shown + (f' (+{more} more)' if more > 0 else '')
+        return name_keys(keys, max_names)
 
     def modules(keys):
         return sorted({k.split('.')[0] for k in keys})
