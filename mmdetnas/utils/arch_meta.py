@@ -25,8 +25,6 @@ test.py`` reported mAP@0.5 0.0001 where the right architecture gives
 import re
 from typing import Optional, Sequence, Tuple
 
-import torch
-
 from mmdetnas.utils.checkpoint import name_keys, weight_mismatches
 
 __all__ = [
