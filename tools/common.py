@@ -97,21 +97,17 @@ def data_root_options(root: str) -> list:
 
 def build_runner(cfg: Config):
     """``Runner.from_cfg`` or the config's ``runner_type``; a model with a
-    DetNAS backbone also gets :class:`mmdetnas.engine.RecordArchHook` (its
+    searchable backbone also gets :class:`mmdetnas.engine.RecordArchHook` (its
     checkpoints record the architecture and search space)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmdetnas.engine.hooks import RecordArchHook
-    from mmdetnas.utils.arch_meta import model_arch_meta
+    from mmdetnas.engine.hooks import register_arch_hook
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    if model_arch_meta(runner.model) is not None and not any(
-            isinstance(h, RecordArchHook) for h in runner.hooks):
-        runner.register_hook(RecordArchHook())
-    return runner
+    return register_arch_hook(runner)
 
 
 def fit_checkpoint_arch(cfg: Config, checkpoint: str,

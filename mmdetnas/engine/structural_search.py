@@ -34,6 +34,7 @@ from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.model_cost import measure_latency, model_flops
 from mmdetnas.search.modular import ModularSearchSpace
 from mmdetnas.spaces.resnet_code import code_macs
+from mmdetnas.engine.hooks.record_arch_hook import register_arch_hook
 from mmdetnas.evaluation.metric_names import check_score_key
 from mmdetnas.search.evolution import check_population_settings
 from mmdetnas.search.structural import StructuralSearchSpace
@@ -377,7 +378,9 @@ class StructuralSearch:
         t0 = time.time()
         # the run validates once, at the end of training; the dumped
         # config.py keeps the user's val_interval
-        runner = Runner.from_cfg(validate_at_end_only(cfg))
+        # its checkpoints record an SM-NAS backbone's code (RecordArchHook)
+        runner = register_arch_hook(
+            Runner.from_cfg(validate_at_end_only(cfg)))
         try:
             metrics = self._train_and_score(runner)
             train_s = time.time() - t0

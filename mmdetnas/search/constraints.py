@@ -9,7 +9,7 @@ import math
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from mmdetnas.spaces.arch import Arch
-from .flops import arch_cost
+from .flops import arch_cost, space_cost_span
 from mmdetnas.spaces.search_space import SearchSpace
 
 Range = Optional[Sequence[Optional[float]]]
@@ -114,6 +114,33 @@ class ArchConstraints:
                 info['violated'] = 'latency_ms'
                 return False, info
         return True, info
+
+    def check_reachable(self, setting: str = 'train_cfg') -> None:
+        """Refuse a ``flops`` or ``params`` range that no path of the space
+        can meet, before any candidate is proposed: every path's cost lies
+        in :func:`~mmdetnas.search.flops.space_cost_span`.
+
+        Args:
+            setting (str): Where the ranges were set, for the message.
+
+        Raises:
+            ValueError: naming the range, the space and the span of its
+                paths.
+        """
+        ranges = {k: self.ranges[k] for k in ('flops', 'params')
+                  if self.ranges[k] is not None}
+        if not ranges:
+            return
+        span = space_cost_span(self.space)
+        units = {'flops': ' MACs', 'params': ' parameters'}
+        for key, (lo, hi) in ranges.items():
+            low, high = span[key]
+            if hi < low or lo > high:
+                raise ValueError(
+                    f'{setting}.{key}=({lo:.6g}, {hi:.6g}){units[key]}: no '
+                    f'path of the search space {self.space.name!r} fits; '
+                    f'its paths span [{low:.6g}, {high:.6g}]{units[key]} '
+                    f'(backbone at 1x3x224x224)')
 
     def describe(self) -> str:
         """The active ranges and the values seen so far, for error

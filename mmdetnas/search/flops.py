@@ -94,3 +94,24 @@ def arch_cost(space: SearchSpace, arch: Arch) -> Tuple[int, int]:
 def arch_flops(space: SearchSpace, arch: Arch) -> int:
     """Backbone MACs of ``arch`` under the DetNAS convention (cached)."""
     return arch_cost(space, arch)[0]
+
+
+def space_cost_span(space: SearchSpace) -> dict:
+    """The smallest and largest backbone MACs and parameters of any path of
+    ``space`` (DetNAS convention): a path's cost is the stem's plus one
+    independent term per layer, so the extremes are the sums of each
+    layer's cheapest and dearest choice.
+
+    Returns:
+        dict: ``{'flops': (min, max), 'params': (min, max)}``, ints.
+    """
+    macs, params = _stem_cost(space.stem_channels)
+    span = {'flops': [macs, macs], 'params': [params, params]}
+    for spec in space.layers():
+        costs = [_block_cost(c, spec.in_channels, spec.out_channels,
+                             spec.stride, spec.in_size)
+                 for c in space.choices]
+        for i, key in enumerate(('flops', 'params')):
+            span[key][0] += min(c[i] for c in costs)
+            span[key][1] += max(c[i] for c in costs)
+    return {k: tuple(v) for k, v in span.items()}

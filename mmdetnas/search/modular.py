@@ -104,13 +104,75 @@ class ModularSearchSpace:
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ModularSearchSpace':
-        """Build from the config's ``modular_space`` dict."""
+        """Build from the config's ``modular_space`` dict.
+
+        Raises:
+            ValueError: unknown keys in ``modular_space`` or in its
+                ``backbone`` (naming them and the keys expected), or a
+                malformed value (see the class).
+        """
+        import inspect
+
+        from mmdetnas.models.backbones.smnas_resnet import SMNASResNet
         cfg = dict(cfg or {})
+        expected = [k for k in inspect.signature(cls.__init__).parameters
+                    if k != 'self']
+        unknown = sorted(set(cfg) - set(expected))
+        if unknown:
+            raise ValueError(f'modular_space: unknown key(s) {unknown}; '
+                             f'expected some of {expected}')
+        backbone = dict(cfg.get('backbone') or {})
+        allowed = [k for k in inspect.signature(
+            SMNASResNet.__init__).parameters if k != 'self'] + ['type']
+        unknown = sorted(set(backbone) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f'modular_space.backbone: unknown key(s) {unknown} for '
+                f'SMNASResNet; expected some of {allowed}')
+        if backbone.get('type', 'mmdetnas.SMNASResNet') not in (
+                'SMNASResNet', 'mmdetnas.SMNASResNet'):
+            raise ValueError(
+                f"modular_space.backbone.type: the modular search builds "
+                f"'mmdetnas.SMNASResNet' backbones, got "
+                f"{backbone['type']!r}")
+        return cls(**cfg)
+
+    def check_buildable(self, base: Config) -> None:
+        """Check the space with the base config before any training: one
+        code of the space (a random one, seeded) is built into a detector
+        config, every ``type`` in its model is looked up in the registries,
+        and its backbone is built (conv and norm configs, GroupNorm groups).
+
+        Returns:
+            None: the number of codes is not counted (the population is
+            not compared with it).
+
+        Raises:
+            ValueError: a base config without ``model.backbone``, an
+                unregistered type (its key path and close registered
+                names), or a backbone that does not build; each names the
+                code tried.
+        """
+        from mmdetnas.registry import MODELS
+        from mmdetnas.utils.setup_env import register_all_modules
+        from .structural import _close, _registered, _types
+        register_all_modules()
+        code = self.random(pyrandom.Random(0))
+        cfg = self.build_config(base, code)
+        for path, type_name in _types(cfg.model, 'model'):
+            if not _registered(type_name):
+                raise ValueError(
+                    f'modular search: {path}.type={type_name!r} is not a '
+                    f'registered type' + _close(type_name) +
+                    f' (checked with the code {code}, before any training)')
         try:
-            return cls(**cfg)
-        except TypeError as e:
-            raise ValueError(f'modular_space: {e}; see the arguments of '
-                             'mmdetnas.search.ModularSearchSpace') from None
+            MODELS.build(copy.deepcopy(cfg.model.backbone))
+        except Exception as e:
+            raise ValueError(
+                f'modular search: the backbone of the code {code} does not '
+                f'build ({type(e).__name__}: {e}); check modular_space.'
+                f'backbone') from e
+        return None
 
     @property
     def components(self) -> dict:

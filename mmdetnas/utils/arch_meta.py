@@ -35,27 +35,62 @@ __all__ = [
 _LAYER_KEY = re.compile(r'^(?:module\.)?backbone\.layers\.(\d+)\.([^.]+)\.')
 
 
-def _detnas_backbone(model):
+#: ``search_space`` recorded for an SM-NAS backbone: its architecture is a
+#: backbone code string (:mod:`mmdetnas.spaces.resnet_code`), any code of
+#: one of the SM-NAS block types
+SMNAS_SPACE = dict(name='smnas_resnet_code')
+
+_DETNAS_TYPES = ('DetNASShuffleNetV2', 'mmdetnas.DetNASShuffleNetV2')
+_SMNAS_TYPES = ('SMNASResNet', 'mmdetnas.SMNASResNet')
+
+
+def _searchable_backbone(model):
+    """``model.backbone`` when it is a DetNAS (``DetNASShuffleNetV2``) or
+    SM-NAS (``SMNASResNet``) backbone, else ``None``."""
     from mmengine.model import is_model_wrapper
 
     from mmdetnas.models.backbones.detnas_shufflenetv2 import \
         DetNASShuffleNetV2
+    from mmdetnas.models.backbones.smnas_resnet import SMNASResNet
     if is_model_wrapper(model):
         model = model.module
     backbone = getattr(model, 'backbone', None)
-    return backbone if isinstance(backbone, DetNASShuffleNetV2) else None
+    return backbone if isinstance(backbone,
+                                  (DetNASShuffleNetV2, SMNASResNet)) else None
+
+
+def _built_arch(backbone):
+    """The built backbone's architecture: a list of choice names (DetNAS;
+    ``None`` for a supernet) or a code string (SM-NAS)."""
+    from mmdetnas.spaces.resnet_code import format_code
+    code = getattr(backbone, 'code', None)
+    if code is not None:
+        return format_code(code)
+    fixed = backbone.fixed_arch
+    return list(fixed) if fixed is not None else None
+
+
+def _arch_text(arch) -> str:
+    return arch if isinstance(arch, str) else ','.join(arch)
 
 
 def model_arch_meta(model) -> Optional[dict]:
-    """``dict(arch, search_space)`` of the model's DetNAS backbone
-    (``model.backbone``): ``arch`` the fixed architecture as choice names
-    (``None`` for a supernet), ``search_space`` its ``to_dict()``; ``None``
-    when the model has no such backbone."""
-    backbone = _detnas_backbone(model)
+    """``dict(arch, search_space)`` of the model's searchable backbone
+    (``model.backbone``), ``None`` when it has none.
+
+    * DetNAS (``DetNASShuffleNetV2``): ``arch`` the fixed architecture as
+      choice names (``None`` for a supernet), ``search_space`` the space's
+      ``to_dict()``;
+    * SM-NAS (``SMNASResNet``): ``arch`` the canonical backbone code string
+      (e.g. ``'r18_64_11-21-21-21'``), ``search_space`` :data:`SMNAS_SPACE`.
+    """
+    backbone = _searchable_backbone(model)
     if backbone is None:
         return None
-    fixed = backbone.fixed_arch
-    return dict(arch=list(fixed) if fixed is not None else None,
+    if getattr(backbone, 'code', None) is not None:
+        return dict(arch=_built_arch(backbone),
+                    search_space=dict(SMNAS_SPACE))
+    return dict(arch=_built_arch(backbone),
                 search_space=backbone.search_space.to_dict())
 
 
@@ -85,6 +120,8 @@ def checkpoint_arch(ckpt: dict) -> Tuple[Optional[list], Optional[dict],
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
     if isinstance(meta, dict) and 'search_space' in meta:
         arch = meta.get('arch')
+        if isinstance(arch, str):  # an SM-NAS backbone code
+            return arch, meta.get('search_space'), 'meta'
         return (list(arch) if arch is not None else None,
                 meta.get('search_space'), 'meta' if arch else 'none')
     layers = {}
@@ -99,9 +136,60 @@ def checkpoint_arch(ckpt: dict) -> Tuple[Optional[list], Optional[dict],
     return None, None, 'none'
 
 
-def arch_option(arch: Sequence[str]) -> str:
-    """The ``--cfg-options`` item that sets ``arch``."""
-    return 'model.backbone.arch=' + ','.join(arch)
+def arch_option(arch, neck_channels: Optional[Sequence[int]] = None) -> str:
+    """The ``--cfg-options`` item(s) that set ``arch`` (choice names, or an
+    SM-NAS code string; with ``neck_channels`` also the neck's input
+    channels the code's output stages need)."""
+    opt = 'model.backbone.arch=' + _arch_text(arch)
+    if neck_channels is not None:
+        opt += (' model.neck.in_channels=[' +
+                ','.join(str(c) for c in neck_channels) + ']')
+    return opt
+
+
+def _code_channels(code: str, backbone_cfg) -> Optional[list]:
+    """The output channels of ``code`` at the backbone's ``out_indices``
+    (what ``model.neck.in_channels`` must be), ``None`` when the code does
+    not parse."""
+    from mmdetnas.spaces.resnet_code import parse_code
+    try:
+        channels = parse_code(code).stage_channels
+    except ValueError:
+        return None
+    return [channels[i] for i in backbone_cfg.get('out_indices', (0, 1, 2,
+                                                                  3))]
+
+
+def _fit_smnas_code(cfg, backbone, code: str, filename: str,
+                    explicit: bool) -> Optional[str]:
+    """:func:`fit_arch_to_checkpoint` for an ``SMNASResNet`` backbone: the
+    recorded code replaces the config's (with ``model.neck.in_channels``)
+    unless the user set the architecture."""
+    from mmdetnas.spaces.resnet_code import format_code, parse_code
+    current = backbone.get('arch')
+    try:
+        current = format_code(parse_code(current))
+    except (ValueError, TypeError) as e:
+        if explicit:
+            raise ValueError(f'model.backbone.arch: {e}') from e
+    if current == code:
+        return None
+    channels = _code_channels(code, backbone)
+    if explicit:
+        raise ValueError(
+            f'checkpoint {filename!r} records the backbone code {code}, but '
+            f'the model would be built with {current} (given): the weights '
+            f'would not fit (the tool would run another network). Drop the '
+            f'option, or use --cfg-options {arch_option(code, channels)}')
+    backbone['arch'] = code
+    neck = cfg.model.get('neck')
+    for n in (neck if isinstance(neck, (list, tuple)) else [neck]):
+        if n is not None and 'in_channels' in n and channels is not None:
+            n['in_channels'] = channels
+            break
+    return (f'checkpoint {filename!r} records the backbone code {code}; '
+            f'using it (the config built {current}; '
+            f'model.neck.in_channels={channels})')
 
 
 def _names(backbone_cfg_arch, space) -> Optional[list]:
@@ -146,11 +234,15 @@ def fit_arch_to_checkpoint(cfg, ckpt: dict, filename: str,
             naming both and the option that fits.
     """
     backbone = cfg.get('model', {}).get('backbone', {})
-    if backbone.get('type') not in ('DetNASShuffleNetV2',
-                                    'mmdetnas.DetNASShuffleNetV2'):
+    if backbone.get('type') in _SMNAS_TYPES:
+        arch, _, source = checkpoint_arch(ckpt)
+        if isinstance(arch, str) and source == 'meta':
+            return _fit_smnas_code(cfg, backbone, arch, filename, explicit)
+        return None
+    if backbone.get('type') not in _DETNAS_TYPES:
         return None
     arch, space, source = checkpoint_arch(ckpt)
-    if arch is None:
+    if arch is None or isinstance(arch, str):
         return None
     try:
         current = _names(backbone.get('arch'), backbone.get('search_space'))
@@ -185,21 +277,22 @@ def check_weights_fit(model, ckpt: dict, filename: str,
                       max_names: int = 4) -> None:
     """Refuse a checkpoint that would load into ``model`` only partly.
 
-    Checked: the keys of the model's DetNAS backbone (``backbone.*``) must
+    Checked: the keys of the model's searchable backbone (DetNAS
+    ``DetNASShuffleNetV2`` or SM-NAS ``SMNASResNet``, ``backbone.*``) must
     be exactly the checkpoint's, with the same shapes (another architecture
     or search space fails here); and no top-level module of the model that
     has weights may be left without any (e.g. a classification checkpoint
     given to a detector: its neck and heads). Keys of other modules are
     left to mmengine's loading, which logs them (mmdet converts some older
-    layouts while loading). Models without a DetNAS backbone are not
-    checked.
+    layouts while loading). Models without a searchable backbone are
+    not checked.
 
     Raises:
         ValueError: naming the mismatching keys, the architecture the
             checkpoint holds (recorded or inferred) and the
             ``--cfg-options model.backbone.arch=...`` that would fit.
     """
-    backbone = _detnas_backbone(model)
+    backbone = _searchable_backbone(model)
     if backbone is None:
         return
     from mmengine.model import is_model_wrapper
@@ -231,15 +324,21 @@ def check_weights_fit(model, ckpt: dict, filename: str,
     if empty:
         parts.append(f'no weights at all for {empty}')
     arch, space, source = checkpoint_arch(ckpt)
-    built = backbone.fixed_arch
-    built = ','.join(built) if built is not None else 'the supernet'
+    built = _built_arch(backbone)
+    built = _arch_text(built) if built is not None else 'the supernet'
     if arch is not None:
-        hint = (f' The checkpoint {"records" if source == "meta" else "holds the weights of"} '
-                f'the architecture {",".join(arch)}'
-                + (f" (search space {space.get('name', space) if isinstance(space, dict) else space})"
-                   if space else '')
+        channels = None
+        if isinstance(arch, str):
+            channels = _code_channels(arch, dict(
+                out_indices=getattr(backbone, 'out_indices', (0, 1, 2, 3))))
+        space_name = (space.get('name', space) if isinstance(space, dict)
+                      else space)
+        hint = (f' The checkpoint '
+                f'{"records" if source == "meta" else "holds the weights of"}'
+                f' the architecture {_arch_text(arch)}'
+                + (f' (search space {space_name})' if space else '')
                 + f'; the model was built with {built}. To use it: '
-                f'--cfg-options {arch_option(arch)}')
+                f'--cfg-options {arch_option(arch, channels)}')
     elif source == 'none' and any('.layers.' in k for k in theirs) and \
             not empty:
         hint = (f' The checkpoint holds a supernet (several choices per '

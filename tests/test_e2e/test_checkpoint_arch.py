@@ -184,3 +184,50 @@ def test_an_invalid_architecture_is_named(trained, tmp_path, arch, words):
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith('test.py: error: model.backbone.arch:')
     assert words in last
+
+
+SCRATCH = ('configs/smnas/'
+           'smnas_scratch_faster-rcnn_r18-gnws_fpn_quick_neon-trees.py')
+# the config builds r18_64_11-21-21-21 (stage widths 64/128/256/512); this
+# code's widths are 64/64/128/256 (a '2' doubles the width of its block)
+CODE = 'r18_64_11-11-21-21'
+
+
+def test_an_smnas_checkpoint_is_tested_with_its_code(tmp_path):
+    """A detector with an SM-NAS backbone code other than the config's:
+    tools/test.py takes the code (and the neck's input channels) from the
+    checkpoint's meta when the user gives none, and refuses a conflicting
+    code naming the two options that fit."""
+    from mmengine.config import Config
+
+    from mmdetnas.registry import MODELS
+    from mmdetnas.utils.arch_meta import model_arch_meta
+    from mmdetnas.utils.setup_env import register_all_modules
+    register_all_modules()
+    coco = make_tiny_coco(str(tmp_path / 'coco'))
+    cfg = Config.fromfile(SCRATCH)
+    cfg.model.backbone.arch = CODE
+    cfg.model.neck.in_channels = [64, 64, 128, 256]
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    ckpt = str(tmp_path / 'code.pth')
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=model_arch_meta(model)), ckpt)
+
+    def test(work_dir, *options):
+        return run_tool(['tools/test.py', SCRATCH, ckpt, '--work-dir',
+                         str(tmp_path / work_dir), '--cfg-options',
+                         *coco_options(coco), *options], check=False)
+
+    out = test('given', 'model.backbone.arch=r18_64_11-21-21-21')
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert (f'model.backbone.arch={CODE} '
+            'model.neck.in_channels=[64,64,128,256]') in last, last
+    assert not (tmp_path / 'given').exists()
+    out = test('forgot')
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-2000:]
+    assert f'records the backbone code {CODE}' in log
+    assert 'do not match exactly' not in log
+    assert 'Iter(test)' in log

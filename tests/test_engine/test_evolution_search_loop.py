@@ -146,12 +146,24 @@ def test_constraints_are_applied_before_evaluation(tmp_path):
 
 
 def test_impossible_constraint_names_it_and_the_range_seen(tmp_path):
-    loop, runner = make_loop(tmp_path, flops=(1e9, None))
+    # beyond every path of the 300M space (its largest is ~0.36 GMACs):
+    # refused when the loop is built, naming the span of the space
+    with pytest.raises(ValueError, match=r"train_cfg.flops=\(1e\+09, inf\)"
+                       r" MACs: no path of the search space '300M' fits; "
+                       r"its paths span \["):
+        make_loop(tmp_path, flops=(1e9, None))
+    # inside the span but met only by the one all-largest path, which
+    # random proposals never draw: the search gives up naming the range
+    # and the values it saw
+    from mmdetnas.search.flops import space_cost_span
+    from mmdetnas.spaces.search_space import PRESETS
+    top = space_cost_span(PRESETS['300M'])['flops'][1]
+    loop, runner = make_loop(tmp_path, flops=(top, None))
     with pytest.raises(RuntimeError) as e:
         loop.run()
     msg = str(e.value)
     assert 'no candidate satisfies' in msg
-    assert 'flops in [1e+09' in msg and 'flops seen [' in msg
+    assert f'flops in [{top:.4g}' in msg and 'flops seen [' in msg
     assert runner.evaluated == []
 
 

@@ -89,3 +89,38 @@ def test_count_macs_only_conv_and_linear():
     assert macs == 8 * 8 * 4 * 3 * 9 + 4 * 5
     # with every operator counted, BN and pooling add to it
     assert count_macs(model, (torch.zeros(1, 3, 8, 8), ), ops=None) > macs
+
+
+def test_space_span_is_the_extremes_of_every_path():
+    """Every path of a 4-layer, 3-choice space enumerated (81 paths): the
+    span is the smallest and largest cost found, and a FLOPs range outside
+    it is refused naming the span, one inside it is accepted."""
+    import itertools
+
+    from mmdetnas.search.constraints import ArchConstraints
+    from mmdetnas.search.flops import space_cost_span
+    from mmdetnas.spaces.search_space import SearchSpace
+    space = SearchSpace(name='tiny', stem_channels=8,
+                        stage_channels=(16, 32, 48, 64),
+                        stage_blocks=(1, 1, 1, 1), last_channels=64,
+                        choices=NAMES[:2] + NAMES[3:])
+    costs = [arch_cost(space, a)
+             for a in itertools.product(space.choices, repeat=4)]
+    span = space_cost_span(space)
+    assert span['flops'] == (min(c[0] for c in costs),
+                             max(c[0] for c in costs))
+    assert span['params'] == (min(c[1] for c in costs),
+                              max(c[1] for c in costs))
+    low, high = span['flops']
+    ArchConstraints(space, flops=(low, low)).check_reachable()
+    ArchConstraints(space, flops=(None, low)).check_reachable()
+    ArchConstraints(space, params=(span['params'][1], None)).check_reachable()
+    for rng in ((None, low - 1), (high + 1, None)):
+        with pytest.raises(ValueError) as e:
+            ArchConstraints(space, flops=rng).check_reachable('train_cfg')
+        msg = str(e.value)
+        assert "train_cfg.flops=" in msg and "space 'tiny'" in msg
+        assert f'[{low:.6g}, {high:.6g}] MACs' in msg
+    with pytest.raises(ValueError, match='params'):
+        ArchConstraints(space, params=(0, span['params'][0] - 1)
+                        ).check_reachable()

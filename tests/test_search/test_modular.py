@@ -252,3 +252,38 @@ def test_a_new_search_in_a_used_work_dir_starts_over(cfg, tmp_path):
     assert _lines(earlier) == _lines(clean)
     assert all(r['config'].startswith(str(earlier))
                for r in again.engine.records)
+
+
+def test_unknown_space_keys_are_refused_naming_them(cfg):
+    sp = dict(cfg.modular_space)
+    with pytest.raises(ValueError, match=r"modular_space: unknown key\(s\) "
+                       r"\['max_block'\]; expected .*'max_blocks'"):
+        ModularSearchSpace.from_cfg(dict(sp, max_block=9))
+    with pytest.raises(ValueError, match=r"modular_space.backbone: unknown "
+                       r"key\(s\) \['norm'\] for SMNASResNet; expected .*"
+                       r"'norm_cfg'"):
+        ModularSearchSpace.from_cfg(dict(sp, backbone=dict(norm=None)))
+    with pytest.raises(ValueError, match="'ResNet'"):
+        ModularSearchSpace.from_cfg(dict(sp, backbone=dict(type='ResNet')))
+
+
+def test_an_unregistered_type_is_refused_before_any_training(cfg, tmp_path):
+    """A base detector whose neck is ``FPNN``, and a backbone norm that
+    does not exist: both refused when the search is built, naming the key
+    path (and a close registered name), with nothing trained or written;
+    --resume the same."""
+    bad = copy.deepcopy(cfg)
+    bad.model.neck.type = 'FPNN'
+    for resume in (False, True):
+        wd = tmp_path / f'r{int(resume)}'
+        with pytest.raises(ValueError) as e:
+            _scored_search(bad, wd, resume=resume)
+        msg = str(e.value)
+        assert "model.neck.type='FPNN'" in msg and "'FPN'" in msg, msg
+        assert 'before any training' in msg
+        assert not wd.exists() or not any(wd.iterdir())
+    bad = copy.deepcopy(cfg)
+    bad.modular_space.backbone = dict(norm_cfg=dict(type='GNN'))
+    with pytest.raises(ValueError, match=r"model.backbone.norm_cfg.type="
+                       r"'GNN' is not a registered type"):
+        _scored_search(bad, tmp_path / 'norm')

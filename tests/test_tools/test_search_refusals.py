@@ -148,7 +148,7 @@ def test_a_refused_checkpoint_leaves_nothing(inputs, tmp_path, kind):
 
 
 @pytest.mark.parametrize('flops,expected', [
-    ('(1,2)', 'no candidate satisfies the constraints'),  # impossible
+    ('(1,2)', "no path of the search space '300M-kernel' fits"),  # impossible
     ('[2,1]', 'min 2.0 > max 1.0'),  # malformed
 ])
 def test_a_refused_constraint_leaves_nothing(inputs, tmp_path, flops,
@@ -173,3 +173,37 @@ def test_an_accepted_search_keeps_its_log_and_outputs(inputs, tmp_path):
     for name in (osp.basename(SEARCH), 'search_state.pkl',
                  'candidates.jsonl', 'best_arch.yaml'):
         assert name in names, names
+    # a new search there with a FLOPs range no path meets is refused
+    # before the finished search is moved aside: it stays where it was
+    state = (wd / 'search_state.pkl').read_bytes()
+    out = search(inputs, wd, 'train_cfg.flops=(1,2)')
+    assert out.returncode == 1
+    assert "no path of the search space '300M-kernel' fits" in error(out)
+    assert sorted(os.listdir(wd)) == sorted(names)
+    assert (wd / 'search_state.pkl').read_bytes() == state
+
+
+def test_the_ranking_tool_leaves_no_runner_files_when_refused(inputs,
+                                                              tmp_path):
+    """A supernet checkpoint of another model given to the ranking tool:
+    refused in one line, and its scoring Runner's dated log folder and
+    config copy (under WORK_DIR/supernet_eval) are removed again."""
+    coco, _, tmp = inputs
+    other = tmp / 'classifier.pth'
+    if not other.exists():
+        torch.save(dict(state_dict={'head.fc.weight': torch.zeros(2, 2)}),
+                   str(other))
+    wd = tmp_path / 'ranking'
+    out = run_tool([
+        'tools/analysis_tools/ranking_correlation.py', SEARCH, str(other),
+        '--subnet-config', SEARCH.replace('detnas_search_', 'detnas_subnet_'),
+        '--work-dir', str(wd), '--num-archs', '2', '--arch',
+        ','.join(['0'] * 20), ','.join(['1'] * 20), '--print-commands',
+        '--cfg-options', *coco_options(coco), *SMALL
+    ], check=False)
+    assert out.returncode == 1
+    assert "'" + str(other) + "'" in error(out), error(out)
+    assert 'Traceback' not in out.stderr
+    leftover = wd / 'supernet_eval'
+    assert not leftover.exists() or not os.listdir(leftover), \
+        os.listdir(leftover)

@@ -385,16 +385,22 @@ def score_with_supernet(args, cfg, space, archs, keys, state, save) -> None:
         EvolutionSearchLoop
     from tools.common import build_runner
     from mmdetnas.utils import check_checkpoint_matches
-    runner = build_runner(cfg)
-    for path in [args.checkpoint, *args.more_checkpoints]:
-        check_checkpoint_matches(runner.model, path)
-    loop = runner.train_loop
-    if not isinstance(loop, EvolutionSearchLoop):
-        raise TypeError(f'{args.config}: the train loop is '
-                        f'{type(loop).__name__}, not EvolutionSearchLoop')
-    if loop.space != space:
-        raise ValueError(f'the supernet search space {loop.space.describe()}'
-                         f' differs from the config\'s {space.describe()}')
+    from mmdetnas.utils.run_files import RunFiles
+    # refused inputs leave nothing of the Runner (log folder, config copy)
+    files = RunFiles(cfg)
+    with files.on_refusal():
+        runner = files.track(build_runner(cfg))
+        for path in [args.checkpoint, *args.more_checkpoints]:
+            check_checkpoint_matches(runner.model, path)
+        loop = runner.train_loop
+        if not isinstance(loop, EvolutionSearchLoop):
+            raise TypeError(f'{args.config}: the train loop is '
+                            f'{type(loop).__name__}, not '
+                            'EvolutionSearchLoop')
+        if loop.space != space:
+            raise ValueError(
+                f'the supernet search space {loop.space.describe()} '
+                f"differs from the config's {space.describe()}")
 
     def run():  # replaces the search: same runner.train() set-up
         for hook in runner.hooks:

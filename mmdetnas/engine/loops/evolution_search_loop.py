@@ -248,6 +248,9 @@ class EvolutionSearchLoop(BaseLoop):
         self.constraints = ArchConstraints(
             self.space, flops=flops, params=params, latency=latency,
             latency_fn=self._latency_of)
+        # a FLOPs / params range no path can meet is refused now, before
+        # an earlier search in the work dir is moved aside
+        self.constraints.check_reachable('train_cfg')
         self.want_latency = (latency is not None
                              or cost_key == 'latency_ms')
 
