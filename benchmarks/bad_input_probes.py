@@ -24,8 +24,13 @@ compared with an uninterrupted run of the same settings). The SM-NAS probes
 31-34 write small configs derived (``_base_``) from
 ``configs/smnas/smnas_structural_faster-rcnn_mixed_fpn_quick_neon-trees.py``
 into the out dir, with 4 training iterations per candidate. Probe 11 (a
-read-only work dir) runs as the user ``nobody`` when this script runs as
-root, and is skipped when it cannot switch user.
+read-only work dir) needs file modes to hold: run as root, it runs as the
+user ``nobody``, or, when ``nobody`` cannot run this Python (a venv whose
+interpreter lies under /root), as root without CAP_DAC_OVERRIDE
+(``setpriv``); it is skipped when neither works. Probe 22 runs on the
+checkpoint as the quickstart wrote it (its meta records the architecture)
+and, as 22b, on a copy without that meta, as checkpoints were written when
+the table was made.
 
 Writes ``OUT/probes.md`` (the table, then the extra checks of probes 10, 21,
 22, 34 and 38-40) and prints it; every probe's output is kept in
@@ -370,34 +375,53 @@ class Probes:
                    f'{said or "none"}')
 
     def probe_11(self):
-        label = 'search: read-only work dir (non-root user)'
+        label = 'search: read-only work dir'
         wd = self.dir(11, 'wd')
         os.makedirs(wd)
-        prefix, env = (), None
-        if os.geteuid() == 0:
-            home = self.dir(11, 'home')
-            os.makedirs(home)
-            os.chmod(home, 0o777)
-            env = dict(HOME=home, MPLCONFIGDIR=home)
-            if shutil.which('runuser'):
-                prefix = ('runuser', '-u', 'nobody', '--', 'env',
-                          f'HOME={home}', f'MPLCONFIGDIR={home}',
-                          'OMP_NUM_THREADS=1')
-            elif shutil.which('setpriv'):
-                prefix = ('setpriv', '--reuid=nobody', '--regid=nogroup',
-                          '--clear-groups', 'env', f'HOME={home}',
-                          f'MPLCONFIGDIR={home}', 'OMP_NUM_THREADS=1')
-            else:
-                return self.skip(11, label, 'skipped (root)')
-            label += ', run as nobody'
+        prefix, how = self.unprivileged()
+        if prefix is None:
+            return self.skip(11, label, 'skipped (root)')
         os.chmod(wd, 0o555)
         try:
-            self.run(11, label, [
+            self.run(11, f'{label} ({how})', [
                 'tools/search.py', SEARCH, self.supernet_ckpt, '--work-dir',
                 wd, '--cfg-options', *TINY
-            ], wd, prefix=prefix, env=env)
+            ], wd, prefix=prefix)
         finally:
             os.chmod(wd, 0o755)
+
+    def unprivileged(self):
+        """A command prefix under which file modes hold, and its name.
+
+        Not root: none needed. Root: the user ``nobody`` (runuser or
+        setpriv) when it can run this Python; else root without the
+        capabilities that override file modes (``setpriv --bounding-set
+        -dac_override,-dac_read_search``), e.g. when the interpreter lies
+        under /root; ``(None, None)`` when neither is possible."""
+        if os.geteuid() != 0:
+            return (), 'as a non-root user'
+        home = self.dir(11, 'home')
+        os.makedirs(home, exist_ok=True)
+        os.chmod(home, 0o777)
+        env = ('env', f'HOME={home}', f'MPLCONFIGDIR={home}',
+               'OMP_NUM_THREADS=1')
+        tries = []
+        if shutil.which('runuser'):
+            tries.append((('runuser', '-u', 'nobody', '--', *env),
+                          'run as nobody'))
+        if shutil.which('setpriv'):
+            tries.append((('setpriv', '--reuid=nobody', '--regid=nogroup',
+                           '--clear-groups', *env), 'run as nobody'))
+            tries.append((('setpriv', '--bounding-set=-dac_override,'
+                           '-dac_read_search', '--'),
+                          'root without CAP_DAC_OVERRIDE: nobody cannot '
+                          'run this Python'))
+        for prefix, how in tries:
+            ok = subprocess.run([*prefix, PY, '-c', 'pass'], cwd=ROOT,
+                                capture_output=True).returncode == 0
+            if ok:
+                return prefix, how
+        return None, None
 
     # ========================================================== 12 - 20
     def arch_files(self, num):

@@ -169,6 +169,47 @@ INPUT_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError,
                 IsADirectoryError, NotADirectoryError)
 
 
+def explain_unexpected_keyword(message: str) -> str:
+    """``X.__init__() got an unexpected keyword argument 'k'`` (a misspelt
+    config or ``--cfg-options`` key) with what ``X`` takes: its
+    arguments, the closest one to ``k`` and where the key came from.
+    Other messages, or a type found in no registry, are returned as they
+    are (plus the hint)."""
+    import difflib
+    import inspect
+    import re
+    hint = ' (a misspelt key in the config or --cfg-options?)'
+    m = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword "
+                  r"argument '(\w+)'", message)
+    if not m:
+        return message
+    name, key = m.groups()
+    from mmdet import registry as det
+    from mmdetnas import registry as own
+    found = None
+    for reg in (own.MODELS, det.MODELS, own.TASK_UTILS, det.TASK_UTILS,
+                own.DATASETS, det.DATASETS, own.TRANSFORMS, det.TRANSFORMS,
+                own.METRICS, det.METRICS, own.HOOKS, det.HOOKS, own.LOOPS,
+                det.LOOPS):
+        for type_name in (name, f'mmdetnas.{name}'):
+            try:
+                found = reg.get(type_name)
+            except Exception:  # noqa: BLE001 (an unknown scope)
+                found = None
+            if found is not None:
+                break
+        if found is not None:
+            break
+    if found is None:
+        return message + hint
+    params = [p for p, v in inspect.signature(found.__init__).parameters
+              .items() if p != 'self' and v.kind not in (v.VAR_POSITIONAL,
+                                                         v.VAR_KEYWORD)]
+    close = difflib.get_close_matches(key, params, n=1)
+    return (f'{message}; {name} takes {params}'
+            + (f", did you mean {close[0]!r}?" if close else '') + hint)
+
+
 def cli(main, argv=None):
     """Run a tool's ``main``: an input error (:data:`INPUT_ERRORS`, and a
     ``TypeError`` for an unexpected keyword, e.g. a misspelt
@@ -190,6 +231,8 @@ def cli(main, argv=None):
         if debug or not expected:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if isinstance(e, TypeError):
+            msg = explain_unexpected_keyword(str(e))
         print(f'{prog}: error: {msg} (--debug shows the traceback)',
               file=sys.stderr)
         sys.exit(1)

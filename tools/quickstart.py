@@ -1,7 +1,7 @@
 """The whole DetNAS pipeline on the embedded real data, on a CPU.
 
     python tools/quickstart.py [--tiny] [--retinanet] [--work-dir DIR]
-        [--skip-data] [--seed S | --seeds S1 S2 ...]
+        [--skip-data] [--jobs N] [--seed S | --seeds S1 S2 ...]
 
 Stages (each one a plain tools/ command, printed before it runs):
   0. data: NEON tree-crown tiles (DeepForest wheel) + Fashion-MNIST
@@ -24,7 +24,11 @@ within 5% of the backbone FLOPs of the all-3x3 baseline it is compared with.
 ``--seeds 0 1 2`` runs the whole pipeline once per seed into DIR/seed_S and
 writes the mean and spread to DIR/seeds_summary.md (seeds already finished
 there, e.g. run in parallel as ``--seed S --work-dir DIR/seed_S``, are
-collected, not run again).
+collected, not run again). ``--jobs 2`` runs the two re-training branches
+of stages 4-5 (searched and baseline) side by side; give each process its
+share of the cores (e.g. ``OMP_NUM_THREADS=1`` on a 2-core machine). Each
+stage's output goes to DIR/logs/<stage>.log (stages 4-5 per branch:
+``retrain_searched.log``, ``test_baseline.log``...).
 """
 import argparse
 import glob
@@ -34,6 +38,7 @@ import os.path as osp
 import shlex
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -76,11 +81,16 @@ TINY = dict(
 FULL = dict(fashion=['--num-train', '6000', '--num-val', '1000'])
 
 
-def run(cmd, log_dir, name, times):
-    """Run one stage command, tee its output to a log, time it."""
+_TIMES_LOCK = threading.Lock()
+
+
+def run(cmd, log_dir, name, times, log_name=None):
+    """Run one stage command, tee its output to a log
+    (``log_dir/<log_name or name>.log``), add its wall time to
+    ``times[name]``."""
     print(f'\n$ {" ".join(shlex.quote(c) for c in cmd)}', flush=True)
     os.makedirs(log_dir, exist_ok=True)
-    log = osp.join(log_dir, f'{name}.log')
+    log = osp.join(log_dir, f'{log_name or name}.log')
     t0 = time.time()
     with open(log, 'a') as f:
         proc = subprocess.Popen(
@@ -100,7 +110,8 @@ def run(cmd, log_dir, name, times):
                 sys.stdout.write(line)
                 sys.stdout.flush()
         rc = proc.wait()
-    times[name] = times.get(name, 0.0) + time.time() - t0
+    with _TIMES_LOCK:  # branches run side by side with --jobs
+        times[name] = times.get(name, 0.0) + time.time() - t0
     if rc:
         raise SystemExit(f'stage {name!r} failed (exit {rc}); see {log}')
 
@@ -144,6 +155,10 @@ def main(argv=None):
         '--skip-data',
         action='store_true',
         help='reuse data/ prepared by an earlier run')
+    parser.add_argument(
+        '--jobs', type=int, default=1, metavar='N',
+        help='run the searched and baseline re-training branches side by '
+        'side (N >= 2; default 1: one after the other)')
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument(
         '--seed', type=int, default=0,
@@ -153,6 +168,8 @@ def main(argv=None):
         help='run the pipeline once per seed (DIR/seed_S) and summarise '
         'mean and spread in DIR/seeds_summary.md')
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f'--jobs: expected a positive number, got {args.jobs}')
     if args.seeds:
         return run_seeds(args)
     return run_pipeline(args)
@@ -165,6 +182,7 @@ def run_pipeline(args):
     sched = TINY if args.tiny else FULL
     det = 'retinanet' if args.retinanet else 'faster-rcnn'
     times = {}
+    start = time.time()
     logs = osp.join(wd, 'logs')
 
     seed_opt = f'randomness.seed={args.seed}'
@@ -221,52 +239,62 @@ def run_pipeline(args):
         scores = {tuple(c['arch']): c['score'] for c in map(json.loads, f)}
     baseline_yaml = save_arch_file(
         osp.join(wd, 'baseline_arch.yaml'), BASELINE, SPACE)
-    rows = []
     sub_pre_cfg = (
         f'{QS}/detnas_subnet_shufflenetv2-300m_quick_fashion-mnist.py')
     sub_cfg = (
         f'{QS}/'
         f'detnas_subnet_{det}_shufflenetv2-300m_fpn_quick_neon-trees.py')
-    for tag, arch_file in (('searched', osp.join(search_dir,
-                                                 'best_arch.yaml')),
-                           ('baseline', baseline_yaml)):
+
+    def branch(tag, arch_file):
+        """Stages 4-5 of one architecture: classification from scratch,
+        detection fine-tuning from it, test; returns its summary row."""
         arch = load_arch_file(arch_file)[1]
         arch_opt = f'model.backbone.arch={arch_file}'
         pdir = osp.join(wd, f'pretrain_{tag}')
         run([
             py, 'tools/train.py', sub_pre_cfg, '--work-dir', pdir,
             *opts('subnet_pretrain', arch_opt)
-        ], logs, 'retrain', times)
+        ], logs, 'retrain', times, f'pretrain_{tag}')
         rdir = osp.join(wd, f'retrain_{tag}')
         run([
             py, 'tools/train.py', sub_cfg, '--work-dir', rdir,
             *opts('retrain', arch_opt, 'model.backbone.init_cfg.checkpoint=' +
                   last_checkpoint(pdir))
-        ], logs, 'retrain', times)
+        ], logs, 'retrain', times, f'retrain_{tag}')
         tdir = osp.join(wd, f'test_{tag}')
         run([
             py, 'tools/test.py', sub_cfg,
             last_checkpoint(rdir), '--work-dir', tdir, '--cfg-options',
             arch_opt, seed_opt
-        ], logs, 'test', times)
+        ], logs, 'test', times, f'test_{tag}')
         m = latest_metrics(tdir, TEST_METRICS)
-        rows.append(
-            dict(
-                name=tag,
-                arch=arch,
-                flops=arch_flops(PRESETS[SPACE], arch),
-                search_map=scores.get(arch),
-                top1=latest_metrics(pdir, TRAIN_SCALARS).get('accuracy/top1'),
-                retrained_map=latest_metrics(rdir, TRAIN_SCALARS).get(
-                    'coco/bbox_mAP_50'),
-                test_map=m.get('coco/bbox_mAP'),
-                test_map50=m.get('coco/bbox_mAP_50')))
+        return dict(
+            name=tag,
+            arch=arch,
+            flops=arch_flops(PRESETS[SPACE], arch),
+            search_map=scores.get(arch),
+            top1=latest_metrics(pdir, TRAIN_SCALARS).get('accuracy/top1'),
+            retrained_map=latest_metrics(rdir, TRAIN_SCALARS).get(
+                'coco/bbox_mAP_50'),
+            test_map=m.get('coco/bbox_mAP'),
+            test_map50=m.get('coco/bbox_mAP_50'))
 
-    write_summary(wd, rows, times, args)
+    branches = (('searched', osp.join(search_dir, 'best_arch.yaml')),
+                ('baseline', baseline_yaml))
+    if args.jobs > 1:  # side by side; a failed branch fails the run
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(branch, *b) for b in branches]
+            rows = [f.result() for f in futures]
+    else:
+        rows = [branch(*b) for b in branches]
+
+    wall = time.time() - start
+    write_summary(wd, rows, times, args, wall)
     # the seed's "finished" mark: atomic, so a kill never leaves half
     with atomic_write(osp.join(wd, 'summary.json')) as f:
         json.dump(dict(seed=args.seed, tiny=args.tiny, rows=rows,
-                       times=times), f, indent=1)
+                       times=times, wall_s=wall), f, indent=1)
     return rows
 
 
@@ -380,7 +408,7 @@ def _fmt(v, spec='.4f'):
     return '-' if v is None else format(v, spec)
 
 
-def write_summary(wd, rows, times, args):
+def write_summary(wd, rows, times, args, wall):
     import platform
 
     import torch
@@ -408,8 +436,12 @@ def write_summary(wd, rows, times, args):
                      f"{_fmt(r['test_map50'])} |")
     lines += ['', '| stage | wall time (s) |', '|---|---|']
     lines += [f'| {k} | {v:.0f} |' for k, v in times.items()]
+    lines += [f'| total | {wall:.0f} |', '']
+    if args.jobs > 1:
+        lines += [f'With --jobs {args.jobs} the two branches of retrain and '
+                  'test ran side by side: their rows add both branches, the '
+                  'total is the elapsed time.', '']
     lines += [
-        f'| total | {sum(times.values()):.0f} |', '',
         f'Search plots: {wd}/search/search_curve.png, '
         f'{wd}/search/pareto.png'
     ]

@@ -18,13 +18,21 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
+class CheckpointReadError(RuntimeError, ValueError):
+    """A checkpoint file that exists but cannot be read (corrupt,
+    truncated, not a torch file). A ``RuntimeError`` as torch's own load
+    errors are, and a ``ValueError`` (bad input) for the tools, which end
+    it in one line."""
+
+
 def load_local_checkpoint(filename: str, map_location=None):
     """Load a local checkpoint file with ``weights_only=False``.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        RuntimeError: the file exists but cannot be unpickled (corrupt,
-            truncated, not a checkpoint); the message names the file.
+        CheckpointReadError: (a ``RuntimeError`` and ``ValueError``) the
+            file exists but cannot be unpickled (corrupt, truncated, not a
+            checkpoint); the message names the file.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -34,11 +42,12 @@ def load_local_checkpoint(filename: str, map_location=None):
                           weights_only=False)
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError,
             zipfile.BadZipFile, ValueError) as e:
-        raise RuntimeError(
+        why = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise CheckpointReadError(
             f'cannot read checkpoint {filename!r} '
-            f'({osp.getsize(filename)} bytes): {type(e).__name__}: {e}. The '
-            'file is corrupt or truncated (e.g. written by a killed run) or '
-            'not a torch checkpoint') from e
+            f'({osp.getsize(filename)} bytes): {type(e).__name__}: '
+            f'{why.rstrip(".")}. The file is corrupt or truncated (e.g. '
+            'written by a killed run) or not a torch checkpoint') from e
 
 
 def register_checkpoint_loader() -> None:

@@ -166,6 +166,9 @@ def test_a_misspelt_option_ends_in_one_line_naming_it(trained, tmp_path):
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith('test.py: error:') and "'archh'" in last
+    # and what was expected: the backbone's arguments, the closest first
+    assert "DetNASShuffleNetV2 takes ['search_space', 'arch', " in last, last
+    assert "did you mean 'arch'?" in last and '--cfg-options' in last
     assert 'Traceback' not in out.stderr
     assert not (tmp_path / 'h').exists()
 

@@ -128,7 +128,7 @@ def test_a_torch_file_holding_a_tensor(tmp_path):
     src = tmp_path / 'tensor.pth'
     torch.save(torch.zeros(3, 4), src)
     dst = tmp_path / 'out.pth'
-    with pytest.raises(TypeError) as e:
+    with pytest.raises(ValueError) as e:
         convert_tool.main([str(src), str(dst)])
     msg = str(e.value)
     assert str(src) in msg and 'Tensor of shape (3, 4)' in msg
@@ -140,5 +140,23 @@ def test_a_torch_file_holding_a_tensor(tmp_path):
                     str(src), str(dst)], check=False)
     assert out.returncode == 1
     assert 'AttributeError' not in out.stderr
-    assert 'holds no state dict' in out.stderr and str(src) in out.stderr
+    assert 'Traceback' not in out.stderr  # one line
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('detnas_to_mmdetnas.py: error: ')
+    assert 'holds no state dict' in last and str(src) in last
     assert not dst.exists()
+
+
+def test_a_text_file_ends_in_one_line(tmp_path):
+    """Probe 26: the converter given a text file names it, in one line."""
+    src = tmp_path / 'notes.txt'
+    src.write_text('not a checkpoint\n')
+    out = run_tool(['tools/model_converters/detnas_to_mmdetnas.py',
+                    str(src), str(tmp_path / 'out.pth')], check=False)
+    assert out.returncode == 1
+    assert 'Traceback' not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('detnas_to_mmdetnas.py: error: cannot read '
+                           f"checkpoint '{src}' (17 bytes)"), last
+    assert 'not a torch checkpoint' in last
+    assert not (tmp_path / 'out.pth').exists()

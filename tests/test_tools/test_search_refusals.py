@@ -136,6 +136,10 @@ def test_a_refused_checkpoint_leaves_nothing(inputs, tmp_path, kind):
         assert 'does not fit the model' in last and 'neck' in last, last
     else:
         assert 'cannot read checkpoint' in last, last
+        assert '..' not in last, last
+    # one line, no traceback (probes 2 and 3 printed one)
+    assert 'Traceback' not in out.stderr
+    assert last.startswith('search.py: error: '), last
     assert not (tmp_path / 'new').exists(), os.listdir(tmp_path / 'new')
     # a used work dir keeps exactly what it held
     used = tmp_path / 'used'
@@ -173,6 +177,10 @@ def test_an_accepted_search_keeps_its_log_and_outputs(inputs, tmp_path):
     for name in (osp.basename(SEARCH), 'search_state.pkl',
                  'candidates.jsonl', 'best_arch.yaml'):
         assert name in names, names
+    # and no model checkpoint: the search trains nothing (mmengine's
+    # save_last wrote a copy of the supernet as iter_<n>.pth)
+    assert not [n for n in names if n.endswith('.pth')
+                or n == 'last_checkpoint'], names
     # a new search there with a FLOPs range no path meets is refused
     # before the finished search is moved aside: it stays where it was
     state = (wd / 'search_state.pkl').read_bytes()

@@ -65,8 +65,8 @@ def main(argv=None):
         res = convert_reference_checkpoint(ckpt, args.backbone_only,
                                            args.prefix, tuple(args.strip))
     except TypeError as e:
-        if 'holds no state dict' in str(e):  # name the file
-            raise TypeError(f'{args.src!r}: {e}') from None
+        if 'holds no state dict' in str(e):  # name the file; bad input
+            raise ValueError(f'{args.src!r}: {e}') from None
         raise
     except ValueError as e:
         if args.prefix is not None and 'prefix' in str(e):

@@ -348,6 +348,14 @@ class EvolutionSearchLoop(BaseLoop):
         if not any(isinstance(h, SearchOutputsHook)
                    for h in self.runner.hooks):
             self.runner.register_hook(SearchOutputsHook())
+        # the search trains nothing: a "last checkpoint" of mmengine's
+        # CheckpointHook (save_last, after the last candidate) would be a
+        # 20+ MB copy of the supernet holding the last candidate's
+        # recalibrated BN statistics, mistaken for a result
+        from mmengine.hooks import CheckpointHook
+        for hook in self.runner.hooks:
+            if isinstance(hook, CheckpointHook):
+                hook.save_last = False
         self.engine.work_dir = self.work_dir
         # scores of another supernet must not be mixed into a resumed
         # search: the state records the checkpoint's content
