@@ -202,7 +202,8 @@ def compare_search_tasks(args, wd, report, log) -> None:
     """Classification-searched vs detection-searched subnet (see the module
     docstring); adds a table to ``report``."""
     from tools import quickstart as qs
-    from mmdetnas.search import PRESETS, arch_flops, load_arch_file
+    from mmdetnas.search import arch_flops
+    from mmdetnas.spaces import load_arch_file, PRESETS
     qd = args.quickstart_dir
     seed = [f'randomness.seed={args.quickstart_seed}']
     out = osp.join(wd, 'cls_searched')

@@ -97,7 +97,7 @@ def mem_worker(args) -> None:
     fresh process); prints one JSON line."""
     import torch
     device = common.setup(args)
-    from mmdetnas.search import resolve_arch
+    from mmdetnas.spaces import resolve_arch
     arch = resolve_arch(args.arch)[1]
     cfg = common.load_cfg(common.SUPERNET_CFG)
     batch = common.real_batch(cfg, args.batch_size)

@@ -89,7 +89,8 @@ def main(argv=None):
     import torch
     device = common.setup(args)
     env = common.env_info(device)
-    from mmdetnas.search import arch_flops, count_macs, resolve_arch
+    from mmdetnas.search import arch_flops, count_macs
+    from mmdetnas.spaces import resolve_arch
     from mmdetnas.search.model_cost import measure_latency, model_flops
     space, arch = resolve_arch(args.arch)
     label = args.arch if isinstance(args.arch, str) and ',' not in \

@@ -448,7 +448,8 @@ def build_detector(cfg, arch=None, seed: int = 0, device: str = 'cpu'):
 def benchmark_paths(n: int, seed: int = 0) -> List[tuple]:
     """The official COCO-FPN-300M path, then ``n - 1`` uniformly sampled
     300M paths (fixed seed)."""
-    from mmdetnas.search import UniformPathSampler, resolve_arch
+    from mmdetnas.search import UniformPathSampler
+    from mmdetnas.spaces import resolve_arch
     paths = [resolve_arch('COCO-FPN-300M')[1]]
     sampler = UniformPathSampler('300M', seed=seed)
     while len(paths) < n:
@@ -459,7 +460,7 @@ def benchmark_paths(n: int, seed: int = 0) -> List[tuple]:
 
 
 def arch_label(arch) -> str:
-    from mmdetnas.search import OFFICIAL_ARCHS, PRESETS, arch_to_indices
+    from mmdetnas.spaces import arch_to_indices, OFFICIAL_ARCHS, PRESETS
     idx = arch_to_indices(tuple(arch), PRESETS['300M'])
     for name, (_, ref) in OFFICIAL_ARCHS.items():
         if list(ref) == list(idx):

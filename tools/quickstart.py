@@ -233,7 +233,8 @@ def run_pipeline(args):
         supernet_ckpt, '--work-dir', search_dir, *opts('search')
     ], logs, 'search', times)
 
-    from mmdetnas.search import PRESETS, arch_flops, load_arch_file
+    from mmdetnas.search import arch_flops
+    from mmdetnas.spaces import load_arch_file, PRESETS
     from mmdetnas.spaces.arch import save_arch_file
     with open(osp.join(search_dir, 'candidates.jsonl')) as f:
         scores = {tuple(c['arch']): c['score'] for c in map(json.loads, f)}
@@ -349,7 +350,7 @@ def write_seeds_summary(root, per_seed, args):
     of the baseline per seed, mean ± sample standard deviation."""
     import statistics
 
-    from mmdetnas.search import PRESETS, arch_to_indices
+    from mmdetnas.spaces import arch_to_indices, PRESETS
     lines = [
         f'# mmdetnas quickstart over seeds {list(per_seed)}'
         f"{' (tiny)' if args.tiny else ''}", '',
@@ -412,7 +413,7 @@ def write_summary(wd, rows, times, args, wall):
     import platform
 
     import torch
-    from mmdetnas.search import PRESETS, arch_to_indices
+    from mmdetnas.spaces import arch_to_indices, PRESETS
     space = PRESETS[SPACE]
     lines = [
         f"# mmdetnas quickstart {'(tiny) ' if args.tiny else ''}"

@@ -1,7 +1,7 @@
 """SM-NAS structural-level search (Yao et al., AAAI 2020, Sec. 3.1).
 
 Each candidate is a combination of mmdet modules and an input size
-(:class:`mmdetnas.search.StructuralSearchSpace`), built as an ordinary mmdet
+(:class:`mmdetnas.spaces.StructuralSearchSpace`), built as an ordinary mmdet
 config, trained with the config's short ("fast") schedule through
 mmengine's ``Runner``, scored by the config's evaluator (CocoMetric,
 VOCMetric; once, by the validation that ends the training) and timed on the
@@ -32,12 +32,12 @@ from mmengine.model import is_model_wrapper
 from mmdetnas.search.constraints import as_range
 from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.model_cost import measure_latency, model_flops
-from mmdetnas.search.modular import ModularSearchSpace
+from mmdetnas.spaces.code_space import ModularSearchSpace
 from mmdetnas.spaces.resnet_code import code_macs
 from mmdetnas.engine.hooks.record_arch_hook import register_arch_hook
 from mmdetnas.evaluation.metric_names import check_score_key
 from mmdetnas.search.evolution import check_population_settings
-from mmdetnas.search.structural import StructuralSearchSpace
+from mmdetnas.spaces.structural_space import StructuralSearchSpace
 from mmdetnas.utils.dist import broadcast_object, set_collective_timeout
 from mmdetnas.utils.runner_release import release_runner
 
@@ -61,7 +61,7 @@ class StructuralSearch:
     evaluator, the fast schedule) with two more entries:
 
     * ``structural_space``: the components (see
-      :class:`~mmdetnas.search.StructuralSearchSpace`);
+      :class:`~mmdetnas.spaces.StructuralSearchSpace`);
     * ``structural_search``: ``dict(population_size, max_generations,
       top_k, num_mutation, num_crossover, max_tries_factor, score_key,
       seed, init=[genomes], flops=(min, max) MACs of the whole detector at
@@ -140,11 +140,9 @@ class StructuralSearch:
         check_population_settings(setting=self.options_key, **defaults)
         self._check_score_key()
         self.engine = SearchEngine(
-            self.work_dir, key=self.space.key,
-            genome_of=lambda r: r[self.genome_field],
+            self.work_dir, self.space, self.genome_field,
             score_key=self.score_key, cost_key='latency_ms',
             multi_objective=True, seed=seed,
-            identity=dict(space=repr(self.space.components)),
             **{k: opts[k] for k in engine_keys if k in opts})
         self._cost_cache = {}
         self.logger = None
@@ -172,10 +170,6 @@ class StructuralSearch:
     def build_space(self, space_cfg) -> StructuralSearchSpace:
         """The search space of the config's :attr:`space_key` entry."""
         return StructuralSearchSpace.from_cfg(space_cfg)
-
-    def genome_json(self, genome):
-        """The JSON form of a genome kept in records."""
-        return dict(genome)
 
     # ------------------------------------------------------------------ run
     def run(self) -> List[dict]:
@@ -274,8 +268,7 @@ class StructuralSearch:
     # ------------------------------------------------------------- proposal
     def _propose(self) -> list:
         eng = self.engine
-        cands = eng.propose(self.space.random, self.space.mutate,
-                            self.space.crossover, self._fits, self.init)
+        cands = eng.propose(self._fits, self.init)
         self._log(f'generation {eng.generation + 1}: {len(cands)} new '
                   'candidates: ' + ', '.join(map(self.space.label, cands)))
         if not cands and not eng.records:
@@ -395,7 +388,7 @@ class StructuralSearch:
                    for k, v in metrics.items()}
         return dict(
             index=index, generation=eng.generation,
-            **{self.genome_field: self.genome_json(genome)},
+            **{self.genome_field: self.space.to_json(genome)},
             name=self.space.label(genome),
             config=osp.join(cfg.work_dir, 'config.py'),
             score=float(metrics[self.score_key]), metrics=metrics,
@@ -569,7 +562,7 @@ class ModularSearch(StructuralSearch):
     The same driver and engine as :class:`StructuralSearch` (one Runner per
     candidate, FLOPs/params checked before training, latency after it on
     rank 0, resume, DDP under a launcher, the same outputs); only the genome
-    differs: a backbone code (:class:`mmdetnas.search.ModularSearchSpace`)
+    differs: a backbone code (:class:`mmdetnas.spaces.ModularSearchSpace`)
     instead of a combination of modules. The config is the detector to
     search the backbone of (usually the structural stage's chosen one with
     the from-scratch recipe, see ``configs/smnas/smnas_modular_*``) plus
@@ -600,9 +593,6 @@ class ModularSearch(StructuralSearch):
             w, h = _test_scale(self.base) or (1333, 800)
             space_cfg['input_size'] = (h, w)
         return ModularSearchSpace.from_cfg(space_cfg)
-
-    def genome_json(self, genome) -> str:
-        return self.space.key(genome)
 
     def evaluate(self, genome) -> dict:
         record = super().evaluate(genome)

@@ -4,13 +4,13 @@ Population bookkeeping, proposal of a generation (seeded candidates, then
 mutation and crossover of the selected parents, then random ones), single-
 and two-objective selection (NSGA-II rank, Pareto front), the resumable
 state file, ``candidates.jsonl``, the ETA and the plots. It knows nothing
-of models: a *genome* is any value the caller can turn into a hashable key
-(a DetNAS path is a tuple of choice names, an SM-NAS structure a mapping of
-component to choice), and the caller supplies the random / mutation /
-crossover / constraint functions and scores the candidates.
+of models: it draws, mutates and crosses genomes through the search
+space's interface (:class:`mmdetnas.spaces.BaseSearchSpace`); the caller
+supplies the constraint check and scores the candidates.
 
-Used by :class:`mmdetnas.engine.StructuralSearch` (SM-NAS Sec. 3.1,
-structural level) and by the DetNAS evolutionary search (Sec. 3.4).
+Used by the SM-NAS searches (:class:`mmdetnas.engine.StructuralSearch`,
+Sec. 3.1, and its modular stage) and by the DetNAS evolutionary search
+(Sec. 3.4).
 """
 import json
 import math
@@ -21,6 +21,7 @@ import random
 import time
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
 
+from mmdetnas.spaces.base import BaseSearchSpace
 from mmdetnas.utils.atomic import atomic_write
 from .evolution import nsga2_rank, objectives, pareto_front, topk_single
 
@@ -32,13 +33,17 @@ Genome = Any
 class SearchEngine:
     """Population, selection, state and outputs of an evolutionary search.
 
+    The engine sees genomes only through the space's interface
+    (:class:`mmdetnas.spaces.BaseSearchSpace`: ``random``, ``mutate``,
+    ``crossover``, ``key``, ``from_json``, ``identity``).
+
     Args:
         work_dir (str): Where ``candidates.jsonl``, the state file and the
             plots go.
-        key (callable): ``genome -> hashable`` identity of a genome (two
-            genomes with one key are the same candidate).
-        genome_of (callable): ``record -> genome`` (the record stores the
-            genome in JSON-friendly form).
+        space (BaseSearchSpace): The search space.
+        genome_field (str): The record field that holds a candidate's
+            genome in the space's JSON form (``'arch'``, ``'choices'``,
+            ``'code'``).
         score_key (str): Name of the maximised metric (for logs and plots).
         cost_key (str): Record field of the minimised cost of the
             two-objective mode, e.g. ``'flops'`` (MACs) or ``'latency_ms'``.
@@ -52,9 +57,9 @@ class SearchEngine:
         multi_objective (bool): Select parents by NSGA-II rank over
             ``(-score, cost)`` instead of by score.
         seed (int): Seed of every decision (the engine's own RNG).
-        identity (dict): Settings a resumed state must have been written
-            with (e.g. search space, score key, seed); a mismatch is an
-            error.
+        identity (dict): Further settings a resumed state must have been
+            written with (the space's :meth:`identity`, the score key and
+            the seed are always checked); a mismatch is an error.
         state_name (str): File name of the state in ``work_dir``.
 
     Raises:
@@ -64,8 +69,8 @@ class SearchEngine:
 
     def __init__(self,
                  work_dir: str,
-                 key: Callable[[Genome], Hashable],
-                 genome_of: Callable[[dict], Genome],
+                 space: BaseSearchSpace,
+                 genome_field: str,
                  score_key: str,
                  cost_key: str = 'flops',
                  population_size: int = 50,
@@ -87,8 +92,8 @@ class SearchEngine:
             raise ValueError('top_k, population_size and max_generations '
                              'must be >= 1')
         self.work_dir = work_dir
-        self.key = key
-        self.genome_of = genome_of
+        self.space = space
+        self.genome_field = genome_field
         self.score_key = score_key
         self.cost_key = cost_key
         self.population_size = population_size
@@ -99,7 +104,8 @@ class SearchEngine:
         self.max_tries_factor = max_tries_factor
         self.multi_objective = multi_objective
         self.seed = seed
-        self.identity = dict(identity or {}, seed=seed, score_key=score_key)
+        self.identity = dict(identity or {}, space=space.identity(),
+                             seed=seed, score_key=score_key)
         self.state_name = state_name
         self.rng = random.Random(seed)
         self.generation = 0
@@ -116,18 +122,23 @@ class SearchEngine:
     def jsonl_path(self) -> str:
         return osp.join(self.work_dir, 'candidates.jsonl')
 
+    def key(self, genome) -> Hashable:
+        """The space's identity of ``genome``."""
+        return self.space.key(genome)
+
+    def genome_of(self, record: dict):
+        """The genome a record holds (:attr:`genome_field`, JSON form)."""
+        return self.space.from_json(record[self.genome_field])
+
     # ------------------------------------------------------------- proposal
-    def propose(self, random_fn: Callable[[random.Random], Genome],
-                mutate_fn: Callable[[Genome, random.Random], Genome],
-                crossover_fn: Callable[[Genome, Genome, random.Random],
-                                       Genome],
-                check_fn: Callable[[Genome], bool],
+    def propose(self, check_fn: Callable[[Genome], bool],
                 init: Sequence[Genome] = ()) -> List[Genome]:
         """New, unvisited candidates of the current generation.
 
         Generation 0 (or no parent yet): the ``init`` genomes first. Later:
         ``num_mutation`` mutations and ``num_crossover`` crossovers of the
-        :meth:`select`-ed parents. The rest of ``population_size`` is random.
+        :meth:`select`-ed parents (the space's ``mutate`` and
+        ``crossover``). The rest of ``population_size`` is random.
         Every candidate passes ``check_fn`` (constraints known before
         evaluation); a slot that ``max_tries_factor`` draws cannot fill
         stays empty. Call on one process (rank 0) and broadcast.
@@ -159,12 +170,14 @@ class SearchEngine:
                     add(genome)
         else:
             fill(self.num_mutation,
-                 lambda: mutate_fn(self.rng.choice(parents), self.rng))
+                 lambda: self.space.mutate(self.rng.choice(parents),
+                                           self.rng))
             if len(parents) >= 2:
                 fill(self.num_crossover,
-                     lambda: crossover_fn(*self.rng.sample(parents, 2),
-                                          self.rng))
-        fill(self.population_size - len(cands), lambda: random_fn(self.rng))
+                     lambda: self.space.crossover(
+                         *self.rng.sample(parents, 2), self.rng))
+        fill(self.population_size - len(cands),
+             lambda: self.space.random(self.rng))
         return cands
 
     def select(self, k: int) -> List[dict]:

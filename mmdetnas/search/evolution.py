@@ -1,36 +1,14 @@
-"""Evolution operators and Pareto sorting, free of any model.
+"""Selection of an evolutionary search, free of any model and any space.
 
-DetNAS Sec. 3.4 (evolutionary search of SPOS): mutation re-draws each layer
-with probability ``prob``; crossover takes every layer uniformly from one of
-two parents. Multi-objective selection (SM-NAS Sec. 3) uses the fast
-non-dominated sorting and crowding distance of NSGA-II (Deb et al., 2002).
+Multi-objective selection (SM-NAS Sec. 3) uses the fast non-dominated
+sorting and crowding distance of NSGA-II (Deb et al., 2002); single-objective
+selection takes the top-k by score. The genome operators (random draw,
+mutation, crossover) belong to each search space (:mod:`mmdetnas.spaces`).
 """
-import random
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from mmdetnas.spaces.arch import Arch
-from mmdetnas.spaces.search_space import SearchSpace
-
-
-def random_arch(space: SearchSpace, rng: random.Random) -> Arch:
-    """A uniformly random architecture."""
-    return tuple(rng.choice(space.choices) for _ in range(space.num_layers))
-
-
-def mutate(arch: Arch, space: SearchSpace, prob: float,
-           rng: random.Random) -> Arch:
-    """Re-draw each layer uniformly over its choices with probability
-    ``prob`` (the re-drawn choice may equal the old one, as in SPOS)."""
-    return tuple(
-        rng.choice(space.choices) if rng.random() < prob else c for c in arch)
-
-
-def crossover(a: Arch, b: Arch, rng: random.Random) -> Arch:
-    """Uniform crossover: each layer from ``a`` or ``b`` with probability
-    1/2."""
-    return tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b))
 
 
 def dominates(p: Sequence[float], q: Sequence[float]) -> bool:

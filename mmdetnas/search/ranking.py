@@ -21,7 +21,7 @@ import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmdetnas.spaces.arch import Arch, resolve_arch
-from .evolution import random_arch
+from mmdetnas.spaces.path_space import random_arch
 from .flops import arch_cost
 from mmdetnas.spaces.search_space import SearchSpace
 

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from mmdetnas.models.backbones import (DetNASShuffleNetV2,
                                        slice_supernet_state_dict)
-from mmdetnas.search import OFFICIAL_ARCHS, official_arch, save_arch_file
+from mmdetnas.spaces import official_arch, OFFICIAL_ARCHS, save_arch_file
 from mmdetnas.utils.setup_env import register_all_modules
 from tools.common import prepare_cfg
 from tests.e2e_utils import ROOT
@@ -36,8 +36,13 @@ def test_config_folder_is_not_empty():
     'path', CONFIGS, ids=[osp.relpath(p, ROOT) for p in CONFIGS])
 def test_every_config_builds(path):
     from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
     cfg = Config.fromfile(path)
-    model = MODELS.build(cfg.model)
+    # built under the config's default scope, as the Runner builds it (not
+    # under whatever scope an earlier test left)
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmdet')):
+        model = MODELS.build(cfg.model)
     algorithm, stage = osp.basename(path).split('_')[:2]
     assert algorithm in ('detnas', 'smnas'), path
     if algorithm == 'smnas':
@@ -112,7 +117,7 @@ def check_structural_space(cfg, n=4):
     import random
 
     from mmdet.registry import MODELS
-    from mmdetnas.search.structural import StructuralSearchSpace
+    from mmdetnas.spaces.structural_space import StructuralSearchSpace
     space = StructuralSearchSpace.from_cfg(cfg.structural_space)
     rng = random.Random(0)
     for _ in range(n):

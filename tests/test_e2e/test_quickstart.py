@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from mmdetnas.search import load_arch_file
+from mmdetnas.spaces import load_arch_file
 from tests.e2e_utils import ROOT, run_tool
 
 SUBNET = ('configs/quickstart/detnas_subnet_faster-rcnn_shufflenetv2-300m_'

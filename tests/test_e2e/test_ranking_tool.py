@@ -15,7 +15,8 @@ import pytest
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 
-from mmdetnas.search import PRESETS, arch_cost, rank_report
+from mmdetnas.search import arch_cost, rank_report
+from mmdetnas.spaces import PRESETS
 from tests.e2e_utils import ROOT, coco_options, make_tiny_coco, run_tool
 
 QS = 'configs/quickstart'

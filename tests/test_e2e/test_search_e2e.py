@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mmdetnas.search import load_arch_file
+from mmdetnas.spaces import load_arch_file
 from tests.e2e_utils import ROOT, coco_options, make_tiny_coco, run_tool
 
 QS = 'configs/quickstart'

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader
 
 from mmdetnas.engine.loops import EvolutionSearchLoop
 from mmdetnas.models.backbones import DetNASShuffleNetV2
-from mmdetnas.search import PRESETS, arch_flops, load_arch_file
+from mmdetnas.search import arch_flops
+from mmdetnas.spaces import load_arch_file, PRESETS
 
 SPACE = PRESETS['300M']
 

@@ -11,7 +11,7 @@ from mmdetnas.models.backbones import (DetNASShuffleNetV2,
                                        slice_supernet_state_dict)
 from mmdetnas.models.layers import channel_shuffle_split
 from mmdetnas.registry import MODELS
-from mmdetnas.search import OFFICIAL_ARCHS, PRESETS
+from mmdetnas.spaces import OFFICIAL_ARCHS, PRESETS
 
 # (stage channels, last conv channels) of the three presets, written from
 # the DetNAS paper's table (not read from the library)

@@ -11,7 +11,7 @@ from mmengine.analysis import FlopAnalyzer
 
 from mmdetnas.models.backbones import SMNASResNet
 from mmdetnas.spaces.resnet_code import parse_code, plain_code
-from mmdetnas.search.resnet_mutation import CodeLimits, random_code
+from mmdetnas.spaces.code_mutation import CodeLimits, random_code
 
 GNWS = dict(conv_cfg=dict(type='ConvWS'),
             norm_cfg=dict(type='GN', num_groups=32, requires_grad=True))

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from mmdetnas.models import DetNASShuffleNetV2, slice_supernet_state_dict
 from mmdetnas.models.layers import build_choice_block
-from mmdetnas.search import PRESETS
+from mmdetnas.spaces import PRESETS
 
 
 def _randomise_bn(model):

@@ -5,12 +5,14 @@ import random
 
 import pytest
 
-from mmdetnas.search import PRESETS, arch_cost
+from mmdetnas.search import arch_cost
+from mmdetnas.spaces import PRESETS
 from mmdetnas.search.constraints import ArchConstraints
-from mmdetnas.search.evolution import (crossover, crowding_distance, dominates,
-                                       mutate, non_dominated_sort, nsga2_rank,
-                                       objectives, pareto_front, random_arch,
-                                       topk_single)
+from mmdetnas.search.evolution import (crowding_distance, dominates,
+                                       non_dominated_sort, nsga2_rank,
+                                       objectives, pareto_front, topk_single)
+from mmdetnas.spaces.path_space import (crossover_arch as crossover,
+                                        mutate_arch as mutate, random_arch)
 
 SPACE = PRESETS['300M']
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from mmdetnas.models.backbones import DetNASShuffleNetV2
-from mmdetnas.search import (PRESETS, arch_cost, arch_flops, count_macs,
-                             official_arch)
+from mmdetnas.search import arch_cost, arch_flops, count_macs
+from mmdetnas.spaces import official_arch, PRESETS
 
 NAMES = ('shuffle_3x3', 'shuffle_5x5', 'shuffle_7x7', 'shuffle_xception')
 

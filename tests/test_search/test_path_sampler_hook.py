@@ -6,7 +6,8 @@ from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
                                                      find_searchable_backbones)
 from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.registry import HOOKS
-from mmdetnas.search import UniformPathSampler, official_arch
+from mmdetnas.search import UniformPathSampler
+from mmdetnas.spaces import official_arch
 
 
 class FakeDetector(nn.Module):

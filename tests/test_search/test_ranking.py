@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mmdetnas.search import (PRESETS, arch_cost, archs_from_candidates,
-                             kendall_tau, kendall_tau_test, rank_report,
+from mmdetnas.search import (arch_cost, archs_from_candidates, kendall_tau,
+                             kendall_tau_test, rank_report,
                              select_archs_in_flops_band, spearman_rho,
                              supernet_agreement, topk_overlap)
-from mmdetnas.search.evolution import random_arch
+from mmdetnas.spaces import PRESETS
+from mmdetnas.spaces.path_space import random_arch
 from tools.analysis_tools import \
     ranking_correlation as ranking_correlation_tool
 
@@ -372,7 +373,7 @@ def _setup(tool, tmp_path, archs):
     os.makedirs(args.work_dir, exist_ok=True)
     keys = [tool.arch_key(a, SPACE) for a in archs]
     files = {}
-    from mmdetnas.search import save_arch_file
+    from mmdetnas.spaces import save_arch_file
     for a, k in zip(archs, keys):
         files[k] = save_arch_file(
             osp.join(args.work_dir, 'archs', f'{k}.yaml'), a, SPACE)
@@ -543,7 +544,7 @@ def test_tool_state_of_another_experiment_is_refused(tool, tmp_path):
 def test_tool_select_archs(tool, tmp_path):
     from mmengine.config import ConfigDict
 
-    from mmdetnas.search import official_arch, save_arch_file
+    from mmdetnas.spaces import official_arch, save_arch_file
 
     def args(**kw):
         base = dict(arch_file=None, from_candidates=None, flops_band=None,

@@ -9,8 +9,9 @@ import torch.multiprocessing as mp
 from scipy.stats import chisquare
 
 from mmdetnas.registry import TASK_UTILS
-from mmdetnas.search import (PRESETS, FlopsBinPathSampler, UniformPathSampler,
-                             arch_flops, sample_synced)
+from mmdetnas.search import (arch_flops, FlopsBinPathSampler, sample_synced,
+                             UniformPathSampler)
+from mmdetnas.spaces import PRESETS
 
 
 def assert_uniform_per_layer(sampler, draws=4000, alpha=1e-3):

@@ -12,7 +12,8 @@ import torch
 from mmengine.config import Config
 
 from mmdetnas.models.backbones import DetNASShuffleNetV2
-from mmdetnas.search import PRESETS, arch_cost, official_arch
+from mmdetnas.search import arch_cost
+from mmdetnas.spaces import official_arch, PRESETS
 from mmdetnas.utils.setup_env import register_all_modules
 from tests.e2e_utils import ROOT, run_tool
 from tools.analysis_tools import get_flops as get_flops_tool

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from mmdetnas.models.backbones import DetNASShuffleNetV2
-from mmdetnas.search import PRESETS, export_subnet, save_arch_file
+from mmdetnas.search import export_subnet
+from mmdetnas.spaces import PRESETS, save_arch_file
 from tests.e2e_utils import run_tool
 from tools.model_converters import detnas_to_mmdetnas as convert_tool
 from tools.model_converters import export_subnet as export_tool

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from mmdetnas.models.backbones import DetNASShuffleNetV2
-from mmdetnas.search import (OFFICIAL_ARCHS, PRESETS, arch_cost,
-                             arch_to_indices, load_arch_file)
+from mmdetnas.search import arch_cost
+from mmdetnas.spaces import (arch_to_indices, load_arch_file, OFFICIAL_ARCHS,
+                             PRESETS)
 from tests.e2e_utils import ROOT
 from tools.model_converters import \
     detnas_to_mmdetnas as detnas_to_mmdetnas_tool

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from mmdetnas.search import PRESETS, official_arch
+from mmdetnas.spaces import official_arch, PRESETS
 from tests.e2e_utils import ROOT
 from tools import train as train_tool
 from tools.analysis_tools import \

@@ -70,7 +70,8 @@ def get_flops(cfg: Config, arch=None, shape=None) -> dict:
     from mmdet.registry import MODELS
 
     from mmdetnas.models.backbones import DetNASShuffleNetV2
-    from mmdetnas.search import arch_cost, resolve_arch
+    from mmdetnas.search import arch_cost
+    from mmdetnas.spaces import resolve_arch
     from mmdetnas.search.model_cost import model_flops
     cfg = copy.deepcopy(cfg)
     cfg.model.backbone.pop('init_cfg', None)

@@ -229,7 +229,7 @@ def _no_nan(value):
 def arch_key(arch, space) -> str:
     """File-name key of an architecture: its choice indices (joined by
     ``-`` when a space has more than 10 choices)."""
-    from mmdetnas.search import arch_to_indices
+    from mmdetnas.spaces import arch_to_indices
     idx = arch_to_indices(arch, space)
     sep = '' if space.num_choices <= 10 else '-'
     return sep.join(str(i) for i in idx)
@@ -268,7 +268,7 @@ def _train_length(cfg) -> tuple:
 # ---------------------------------------------------------------- selection
 def select_archs(args, cfg, space) -> list:
     """The architectures to compare, from the command line."""
-    from mmdetnas.search import resolve_arch
+    from mmdetnas.spaces import resolve_arch
     if args.arch_file:
         archs = [resolve_arch(p, space)[1] for p in args.arch_file]
         if len(set(archs)) != len(archs):
@@ -721,7 +721,7 @@ def agreement_of_supernets(args, keys, state) -> tuple:
 def write_outputs(args, space, archs, keys, arch_files, state, score_key,
                   standalone_key, k) -> dict:
     """``ranking.json``, ``ranking.md`` and ``ranking.png``."""
-    from mmdetnas.search import arch_to_indices
+    from mmdetnas.spaces import arch_to_indices
     sup = [state['supernet'][key]['score'] for key in keys]
     alone = [state['standalone'][key]['score'] for key in keys]
     flops = [state['supernet'][key]['flops'] for key in keys]
@@ -820,7 +820,7 @@ def write_outputs(args, space, archs, keys, arch_files, state, score_key,
 # --------------------------------------------------------------------- main
 def main(argv=None):
     args = parse_args(argv)
-    from mmdetnas.search import build_search_space, save_arch_file
+    from mmdetnas.spaces import build_search_space, save_arch_file
     from mmdetnas.utils.setup_env import register_all_modules
     from tools.common import finalize_dist, prepare_cfg
     register_all_modules()

@@ -46,8 +46,8 @@ from mmdetnas.search.bn_recalibration import (SCOPES, dataloader_batch_size,
                                               resolve_kernel)
 from mmdetnas.search.constraints import ArchConstraints
 from mmdetnas.search.engine import SearchEngine
-from mmdetnas.search.evolution import (check_population_settings,
-                                       crossover, mutate, random_arch)
+from mmdetnas.search.evolution import check_population_settings
+from mmdetnas.spaces.path_space import PathSpace
 from mmdetnas.search.model_cost import measure_latency
 from mmdetnas.utils.checkpoint import file_sha256
 from mmdetnas.utils.dist import (DEFAULT_COLLECTIVE_TIMEOUT_S,
@@ -256,15 +256,15 @@ class EvolutionSearchLoop(BaseLoop):
 
         # population, selection, state and plots: the engine every search
         # of the toolkit shares (raises the population-size ValueErrors)
+        self.path_space = PathSpace(self.space, mutate_prob)
         self.engine = SearchEngine(
-            getattr(runner, 'work_dir', None) or '.', key=tuple,
-            genome_of=lambda r: tuple(r['arch']), score_key=score_key,
+            getattr(runner, 'work_dir', None) or '.', self.path_space,
+            'arch', score_key=score_key,
             cost_key=cost_key, population_size=population_size,
             max_generations=max_generations, top_k=top_k,
             num_mutation=num_mutation, num_crossover=num_crossover,
             max_tries_factor=max_tries_factor,
-            multi_objective=multi_objective, seed=seed,
-            identity=dict(space=self.space.to_dict()))
+            multi_objective=multi_objective, seed=seed)
 
     # ----------------------------------------------- the engine's search state
     @property
@@ -467,10 +467,7 @@ class EvolutionSearchLoop(BaseLoop):
     # ------------------------------------------------------------- proposal
     def _propose(self) -> List[Arch]:
         """Candidates of the current generation (rank 0 only)."""
-        space, prob = self.space, self.mutate_prob
         cands = self.engine.propose(
-            lambda rng: random_arch(space, rng),
-            lambda arch, rng: mutate(arch, space, prob, rng), crossover,
             lambda arch: self.constraints.check(arch, self.want_latency)[0],
             self.init_archs)
         if not cands and not self.records:

@@ -92,7 +92,7 @@ class DetNASShuffleNetV2(BaseModule):
     Args:
         search_space (str | dict | SearchSpace, optional): ``'300M'``,
             ``'1.3G'``, ``'3.8G'`` or a custom dict (see
-            :class:`mmdetnas.search.SearchSpace`). ``None``: the space of
+            :class:`mmdetnas.spaces.SearchSpace`). ``None``: the space of
             ``arch`` if that names one (file or official name), else
             ``'300M'``.
         arch (list | str, optional): Fixed architecture, making this a

@@ -7,11 +7,11 @@ import pytest
 
 from mmdetnas.spaces.resnet_code import (ResNetCode, code_macs, parse_code,
                                          plain_code)
-from mmdetnas.search.resnet_mutation import (STRUCTURE_OPERATORS, CodeLimits,
-                                             change_base_channels, crossover,
-                                             delete_block, insert_block,
-                                             move_stage_border, move_widening,
-                                             mutate, random_code)
+from mmdetnas.spaces.code_mutation import (change_base_channels, CodeLimits,
+                                           crossover, delete_block,
+                                           insert_block, move_stage_border,
+                                           move_widening, mutate, random_code,
+                                           STRUCTURE_OPERATORS)
 
 LIMITS = CodeLimits(min_blocks=5, max_blocks=15)
 DRAWS = 2000

@@ -52,12 +52,14 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from .base import BaseSearchSpace
+
 Genome = Dict[str, Optional[str]]
 _RESIZES = ('Resize', 'RandomResize', 'mmdet.Resize', 'mmdet.RandomResize',
             'mmcv.Resize', 'mmcv.RandomResize')
 
 
-class StructuralSearchSpace:
+class StructuralSearchSpace(BaseSearchSpace):
     """Components of a detector and their choices (see the module doc).
 
     Args:
@@ -314,6 +316,17 @@ class StructuralSearchSpace:
         return None
 
     # --------------------------------------------------------------- config
+    def to_json(self, genome: Genome) -> dict:
+        """The genome as a plain dict (records, ``candidates.jsonl``)."""
+        return dict(genome)
+
+    def from_json(self, value) -> Genome:
+        return dict(value)
+
+    def identity(self) -> str:
+        """``repr`` of the components (what the search state records)."""
+        return repr(self.components)
+
     def build_config(self, base: Config, genome: Genome) -> Config:
         """The ordinary mmdet config of ``genome``: ``base`` with every
         chosen fragment merged, then the compatibility rules applied.

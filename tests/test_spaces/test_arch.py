@@ -7,11 +7,11 @@ import torch
 import yaml
 
 from mmdetnas.models.backbones import DetNASShuffleNetV2
-from mmdetnas.search import (CHOICES, OFFICIAL_ARCHS, PRESETS, SearchSpace,
-                             arch_argument, arch_to_indices,
-                             build_search_space, load_arch_file,
-                             official_arch, parse_arch, parse_arch_text,
-                             resolve_arch, save_arch_file)
+from mmdetnas.spaces import (arch_argument, arch_to_indices,
+                             build_search_space, CHOICES, load_arch_file,
+                             official_arch, OFFICIAL_ARCHS, parse_arch,
+                             parse_arch_text, PRESETS, resolve_arch,
+                             save_arch_file, SearchSpace)
 
 NAMES = ('shuffle_3x3', 'shuffle_5x5', 'shuffle_7x7', 'shuffle_xception')
 CUSTOM = dict(

@@ -11,7 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmdetnas.search.modular import ModularSearchSpace
+from mmdetnas.spaces.code_space import ModularSearchSpace
 from mmdetnas.spaces.resnet_code import code_macs, parse_code
 from mmdetnas.utils.setup_env import register_all_modules
 from tests.e2e_utils import ROOT
@@ -166,7 +166,7 @@ def _scored_search(cfg, work_dir, resume=False, kill_at=None):
             c.dump(path)
             score, latency = _score(genome)
             return dict(index=index, generation=self.engine.generation,
-                        code=self.genome_json(genome), name=genome,
+                        code=self.space.to_json(genome), name=genome,
                         config=path, score=score, metrics={'s': score},
                         latency_ms=latency, flops=1, params=1,
                         train_seconds=0.0, feasible=True)

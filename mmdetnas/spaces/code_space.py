@@ -10,10 +10,11 @@ candidate's config puts an :class:`mmdetnas.SMNASResNet` with the code into
 ``model.backbone`` (GroupNorm + Weight Standardization unless the space says
 otherwise) and the stage channels it outputs into ``model.neck.in_channels``.
 
-:class:`ModularSearchSpace` has the interface
-:class:`~mmdetnas.search.StructuralSearchSpace` has (``validate``,
-``random``, ``mutate``, ``crossover``, ``key``, ``label``, ``scale``,
-``build_config``), so one search driver
+:class:`ModularSearchSpace` is a
+:class:`~mmdetnas.spaces.base.BaseSearchSpace` with the
+``scale`` and ``build_config`` of
+:class:`~mmdetnas.spaces.structural_space.StructuralSearchSpace`, so one
+search driver
 (:class:`mmdetnas.engine.structural_search.StructuralSearch` and its
 :class:`~mmdetnas.engine.structural_search.ModularSearch`) and one engine
 (:class:`mmdetnas.search.engine.SearchEngine`) run both stages.
@@ -27,7 +28,8 @@ from mmengine.config import Config
 from mmdetnas.spaces.resnet_code import (DEPTH_BLOCKS, ResNetCode,
                                          code_macs, format_code, parse_code,
                                          plain_code)
-from .resnet_mutation import CodeLimits, crossover, mutate, random_code
+from .base import BaseSearchSpace
+from .code_mutation import CodeLimits, crossover, mutate, random_code
 
 #: the from-scratch backbone norm of SM-NAS: GN with base/2 groups (valid for
 #: any even base channels; 32 groups at base 64), as the original code has it
@@ -35,7 +37,7 @@ DEFAULT_NORM = dict(type='GN', num_groups='half_base', requires_grad=True)
 DEFAULT_CONV = dict(type='ConvWS')
 
 
-class ModularSearchSpace:
+class ModularSearchSpace(BaseSearchSpace):
     """Backbone codes of one block type inside limits (see module doc).
 
     Args:
@@ -153,10 +155,8 @@ class ModularSearchSpace:
                 names), or a backbone that does not build; each names the
                 code tried.
         """
-        from mmdetnas.registry import MODELS
-        from mmdetnas.utils.setup_env import register_all_modules
-        from .structural import _close, _registered, _types
-        register_all_modules()
+        from mmdetnas.registry import MODELS  # imports its models lazily
+        from .structural_space import _close, _registered, _types
         code = self.random(pyrandom.Random(0))
         cfg = self.build_config(base, code)
         for path, type_name in _types(cfg.model, 'model'):
@@ -165,8 +165,12 @@ class ModularSearchSpace:
                     f'modular search: {path}.type={type_name!r} is not a '
                     f'registered type' + _close(type_name) +
                     f' (checked with the code {code}, before any training)')
+        from mmengine.registry import DefaultScope
         try:
-            MODELS.build(copy.deepcopy(cfg.model.backbone))
+            # built as the detector's Runner builds it (mmdet scope)
+            with DefaultScope.overwrite_default_scope(
+                    base.get('default_scope', 'mmdet')):
+                MODELS.build(copy.deepcopy(cfg.model.backbone))
         except Exception as e:
             raise ValueError(
                 f'modular search: the backbone of the code {code} does not '
@@ -219,12 +223,12 @@ class ModularSearchSpace:
 
     def random(self, rng: pyrandom.Random) -> str:
         """A random code inside the limits
-        (:func:`~mmdetnas.search.resnet_mutation.random_code`)."""
+        (:func:`~mmdetnas.spaces.code_mutation.random_code`)."""
         return format_code(random_code(self.depth, self.limits, rng))
 
     def mutate(self, genome, rng: pyrandom.Random) -> str:
         """A child of ``genome``
-        (:func:`~mmdetnas.search.resnet_mutation.mutate`); the parent itself
+        (:func:`~mmdetnas.spaces.code_mutation.mutate`); the parent itself
         when no valid child exists (the engine then skips it as visited)."""
         child = mutate(parse_code(genome), self.limits, rng,
                        num_ops=self.num_ops, base_prob=self.base_prob)
@@ -232,7 +236,7 @@ class ModularSearchSpace:
 
     def crossover(self, a, b, rng: pyrandom.Random) -> str:
         """Stage-wise crossover
-        (:func:`~mmdetnas.search.resnet_mutation.crossover`); parent ``a``
+        (:func:`~mmdetnas.spaces.code_mutation.crossover`); parent ``a``
         when no valid child differs from both parents."""
         child = crossover(parse_code(a), parse_code(b), self.limits, rng)
         return format_code(child) if child is not None else self.key(a)
@@ -240,6 +244,18 @@ class ModularSearchSpace:
     def label(self, genome) -> str:
         """The code string (file-name safe)."""
         return self.key(genome)
+
+    def to_json(self, genome) -> str:
+        """The canonical code string (records, ``candidates.jsonl``)."""
+        return self.key(genome)
+
+    def from_json(self, value) -> str:
+        return str(value)
+
+    def identity(self) -> str:
+        """``repr`` of :attr:`components` (what the search state
+        records)."""
+        return repr(self.components)
 
     def scale(self, genome) -> None:
         """The modular stage keeps the base config's input size."""

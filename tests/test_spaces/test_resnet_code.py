@@ -9,7 +9,7 @@ from mmdet.models.backbones import ResNet
 from mmdetnas.search.flops import count_macs
 from mmdetnas.spaces.resnet_code import (ResNetCode, code_macs, format_code,
                                          parse_code, plain_code)
-from mmdetnas.search.resnet_mutation import CodeLimits, random_code
+from mmdetnas.spaces.code_mutation import CodeLimits, random_code
 
 
 def test_worked_example():

@@ -12,7 +12,8 @@ import torch
 from mmengine.config import Config
 
 from mmdetnas.search.engine import SearchEngine
-from mmdetnas.search.structural import StructuralSearchSpace
+from mmdetnas.spaces import PathSpace
+from mmdetnas.spaces.structural_space import StructuralSearchSpace
 from mmdetnas.utils.setup_env import register_all_modules
 from tests.e2e_utils import ROOT
 
@@ -164,7 +165,8 @@ def test_pareto_front_on_a_known_set(tmp_path):
     rng = random.Random(3)
     pts = [(round(rng.random(), 2), rng.randint(1, 20)) for _ in range(40)]
     pts += [(0.5, 5), (0.5, 5)]  # duplicates are both on or both off
-    eng = SearchEngine(str(tmp_path), key=tuple, genome_of=lambda r: r['g'],
+    # the front reads only scores and costs; the space is any one
+    eng = SearchEngine(str(tmp_path), PathSpace('300M'), 'g',
                        score_key='s', cost_key='c', multi_objective=True)
     for i, (s, c) in enumerate(pts):
         eng.records.append(dict(g=[i], score=s, c=c, generation=0))
