@@ -44,6 +44,8 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from mmdetnas.utils.atomic import atomic_write  # noqa: E402
+from mmdetnas.utils.run_metrics import (TEST_METRICS,  # noqa: E402
+                                        TRAIN_SCALARS, latest_metrics)
 from tools.common import die_with_parent  # noqa: E402
 
 QS = 'configs/quickstart'
@@ -122,22 +124,6 @@ def last_checkpoint(work_dir):
         raise FileNotFoundError(f'no checkpoint written in {work_dir}')
     with open(path) as f:
         return f.read().strip()
-
-
-TEST_METRICS = osp.join('*', '*.json')  # tools/test.py: <ts>/<ts>.json
-TRAIN_SCALARS = osp.join('*', 'vis_data', 'scalars.json')  # tools/train.py
-
-
-def latest_metrics(work_dir, pattern):
-    """The last value of every metric logged by the latest run in
-    ``work_dir`` (``pattern``: :data:`TEST_METRICS` or
-    :data:`TRAIN_SCALARS`)."""
-    logs = sorted(glob.glob(osp.join(work_dir, pattern)))
-    if not logs:
-        raise FileNotFoundError(f'no metrics json in {work_dir}')
-    with open(logs[-1]) as f:
-        lines = [json.loads(x) for x in f if x.strip()]
-    return {k: v for d in lines for k, v in d.items()}
 
 
 def main(argv=None):

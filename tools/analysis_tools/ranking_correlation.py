@@ -64,7 +64,6 @@ written lines, then this tool again in one process to collect the results
 (stage A is then read from the state).
 """
 import argparse
-import glob
 import json
 import math
 import os
@@ -575,18 +574,9 @@ def finished_result(work_dir: str, key: str, unit: str, length: int):
         tuple: ``(result dict or None, final checkpoint or None)``; a
         checkpoint without result means that its validation is missing.
     """
-    files = sorted(
-        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    records = []
-    for path in files:
-        with open(path, encoding='utf-8') as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:  # a line cut by a kill
-                    continue
-                if isinstance(rec, dict):
-                    records.append((path, rec))
+    from mmdetnas.utils.run_metrics import metric_files, metric_records
+    files = metric_files(work_dir)
+    records = metric_records(work_dir)  # a line cut by a kill is skipped
     for path, rec in reversed(records):
         if key in rec and rec.get('step', -1) >= length:
             return dict(score=float(rec[key]), source=path,

@@ -1,0 +1,38 @@
+"""Reading a finished run's metrics back from its work dir, as mmengine
+writes them (dated run folders, one JSON object per line)."""
+import json
+
+import pytest
+
+from mmdetnas.utils.run_metrics import (TEST_METRICS, TRAIN_SCALARS,
+                                        latest_metrics, metric_records)
+
+
+def _write(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(''.join(lines))
+
+
+def test_the_newest_run_and_the_last_value_of_each_metric(tmp_path):
+    old = tmp_path / '20260101_000000' / 'vis_data' / 'scalars.json'
+    new = tmp_path / '20260102_000000' / 'vis_data' / 'scalars.json'
+    _write(old, [json.dumps({'loss': 9.0, 'step': 1}) + '\n'])
+    _write(new, [
+        json.dumps({'loss': 2.0, 'step': 1}) + '\n',
+        json.dumps({'coco/bbox_mAP': 0.25, 'step': 2}) + '\n',
+        json.dumps({'loss': 1.5, 'step': 3}) + '\n',
+        '{"loss": 1.2, "st',  # cut by a kill
+    ])
+    assert latest_metrics(str(tmp_path)) == {
+        'loss': 1.5, 'coco/bbox_mAP': 0.25, 'step': 3}
+    recs = metric_records(str(tmp_path))
+    assert [(p.split('/')[-3], r['step']) for p, r in recs] == [
+        ('20260101_000000', 1), ('20260102_000000', 1),
+        ('20260102_000000', 2), ('20260102_000000', 3)]
+    # test metrics: <stamp>/<stamp>.json
+    _write(tmp_path / 't' / '20260103_000000' / '20260103_000000.json',
+           [json.dumps({'coco/bbox_mAP_50': 0.5}) + '\n'])
+    assert latest_metrics(str(tmp_path / 't'), TEST_METRICS) == {
+        'coco/bbox_mAP_50': 0.5}
+    with pytest.raises(FileNotFoundError, match='no metrics json'):
+        latest_metrics(str(tmp_path / 'empty'), TRAIN_SCALARS)
