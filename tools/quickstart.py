@@ -58,12 +58,13 @@ TINY = dict(
     pretrain=[
         'train_cfg.max_iters=40', 'default_hooks.checkpoint.interval=40'
     ],
-    # 40 (was 60): the tiny run checks the pipeline, and the detection
-    # re-training starts from the classification checkpoint, not from the
-    # supernet; keeps quickstart-tiny inside its CI budget
+    # 30 (was 60, then 40): the tiny run checks the pipeline, and the
+    # detection re-training starts from the classification checkpoint, not
+    # from the supernet; keeps quickstart-tiny (and make test) inside its
+    # CI budget
     supernet=[
-        'train_cfg.max_iters=40', 'train_cfg.val_interval=40',
-        'default_hooks.checkpoint.interval=40'
+        'train_cfg.max_iters=30', 'train_cfg.val_interval=30',
+        'default_hooks.checkpoint.interval=30'
     ],
     search=[
         'train_cfg.max_generations=2', 'train_cfg.population_size=4',

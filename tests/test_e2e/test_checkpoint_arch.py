@@ -6,7 +6,8 @@ import re
 import pytest
 import torch
 
-from tests.e2e_utils import coco_options, make_tiny_coco, run_tool
+from tests.e2e_utils import (coco_options, make_tiny_coco, run_tool,
+                             run_tools)
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +57,16 @@ def test_the_checkpoint_records_its_architecture(trained):
 def test_a_forgotten_architecture_is_taken_from_the_checkpoint(
         trained, tmp_path):
     coco, _, ckpt = trained
-    right = run_test(coco, ckpt, tmp_path / 'a',
-                 'model.backbone.arch=' + ','.join(ARCH))
-    forgot = run_test(coco, ckpt, tmp_path / 'b')  # config default: COCO-FPN
+
+    def test_args(work_dir, *options):
+        return ['tools/test.py', SUBNET, ckpt, '--work-dir', str(work_dir),
+                '--cfg-options', *coco_options(coco), *options]
+
+    # the two tests side by side (independent runs)
+    right, forgot = run_tools([
+        test_args(tmp_path / 'a', 'model.backbone.arch=' + ','.join(ARCH)),
+        test_args(tmp_path / 'b'),  # config default: COCO-FPN
+    ])
     log = forgot.stdout + forgot.stderr
     assert 'records the architecture ' + ','.join(ARCH) in log
     assert 'do not match exactly' not in log
