@@ -6,7 +6,7 @@
 # scratch/faster-rcnn_r50-scratch_fpn_gn-all_6x_coco.py (GN, no WS: 40.7 box
 # AP), whose 6x schedule (73 epochs, steps 65 and 71) this config uses.
 # Another backbone: --cfg-options model.backbone.arch=CODE
-# model.neck.in_channels=[...] (mmdetnas.search.parse_code(CODE)
+# model.neck.in_channels=[...] (mmdetnas.spaces.parse_code(CODE)
 # .stage_channels).
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
