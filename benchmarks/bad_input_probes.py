@@ -89,7 +89,7 @@ EIGHT = [
 ]
 KILL_AFTER = 6
 # SM-NAS probes: 4 training iterations per candidate
-STRUCT_TINY = ['train_cfg.max_iters=4']
+STRUCT_TINY = ['train_cfg.candidate_train_cfg.max_iters=4']
 
 BASELINE_300M = ['shuffle_3x3'] * 20  # a valid path of the 300M space
 # official COCO-FPN-1.3G (40 layers, DetNAS 1.3G space)
@@ -104,12 +104,6 @@ DATED = re.compile(r'\d{8}_\d{6}')
 
 
 # ------------------------------------------------------------------ helpers
-def last_checkpoint(work_dir):
-    """The checkpoint named in ``work_dir/last_checkpoint``."""
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
 def write_arch_file(path, arch, space):
     """An architecture file as tools/quickstart.py writes them."""
     lines = [f'search_space: {space}', 'arch:'] + [f'- {c}' for c in arch]
@@ -192,6 +186,7 @@ class Probes:
     """Runs the probes and collects one table row per command."""
 
     def __init__(self, qs_dir, out_dir):
+        from mmdetnas.utils.run_metrics import last_checkpoint
         self.qs = osp.abspath(qs_dir)
         self.out = osp.abspath(out_dir)
         self.rows = []
@@ -293,7 +288,7 @@ class Probes:
 
     def structural(self, num, label, config, work_dir, extra=()):
         return self.run(num, label, [
-            'tools/search_structure.py', config, '--work-dir', work_dir,
+            'tools/search.py', config, '--work-dir', work_dir,
             *extra, '--cfg-options', *STRUCT_TINY
         ], work_dir)
 
@@ -571,7 +566,7 @@ class Probes:
         config = self.derived_config(31, """
 structural_space = dict(components=dict(neck=dict(choices=dict(
     fpnn=dict(cfg=dict(model=dict(neck=dict(type='FPNN'))))))))
-structural_search = dict(
+train_cfg = dict(
     population_size=2, max_generations=1, top_k=1, num_mutation=0,
     num_crossover=0,
     init=[
@@ -589,7 +584,7 @@ structural_search = dict(
 
     def probe_33(self):
         config = self.derived_config(33, """
-structural_search = dict(
+train_cfg = dict(
     population_size=2, max_generations=1, top_k=1, num_mutation=0,
     num_crossover=0,
     init=[dict(backbone='r19', neck='fpn64', head='two_stage',
@@ -606,8 +601,8 @@ structural_space = dict(components=dict(
     neck=dict(choices=dict(
         fpn64=dict(),
         fpn32=dict(cfg=dict(model=dict(neck=dict(out_channels=32))))))))
-structural_search = dict(population_size=5, num_mutation=1,
-                         num_crossover=1, init=[])
+train_cfg = dict(population_size=5, num_mutation=1,
+                 num_crossover=1, init=[])
 """)
         wd = self.dir(34, 'wd')
         row = self.structural(34, 'structural search, population 5 in a '

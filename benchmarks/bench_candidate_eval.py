@@ -70,8 +70,7 @@ def parse_args(argv=None):
 
 
 def find_searchable_backbones(model):
-    from mmdetnas.engine.hooks.path_sampler_hook import \
-        find_searchable_backbones as find
+    from mmdetnas.models import find_searchable_backbones as find
     return find(model)
 
 
@@ -85,7 +84,7 @@ def build_search_runner(work_dir, ckpt, images=None, smoke=False):
     loaded, hooks' ``before_run`` called, and its EvolutionSearchLoop built
     (``calibrate_bn=False``: :meth:`recalibrate_bn` is called explicitly).
     Returns ``(runner, loop, cfg)``."""
-    from tools.common import build_runner
+    from mmdetnas.apis.tool_setup import build_runner
     cfg = common.load_cfg(common.SEARCH_CFG)
     cfg.work_dir = osp.join(work_dir, 'search')
     cfg.load_from = ckpt
@@ -107,15 +106,14 @@ def build_test_runner(work_dir, sub_ckpt, arch, search_cfg):
     """The runner ``tools/test.py SUBNET_CFG SUB_CKPT`` builds, with the
     subnet's path and the search split/evaluator of ``search_cfg`` as its
     test set."""
+    import argparse
     import copy
-    from tools.common import build_runner, prepare_cfg
-    from tools import test as test_cli
-    args = test_cli.parse_args([
-        common.SUBNET_CFG, sub_ckpt, '--work-dir',
-        osp.join(work_dir, 'test_' + common.arch_label(arch))
-    ])
-    cfg = prepare_cfg(args)
-    cfg.load_from = args.checkpoint
+
+    from mmdetnas.apis.tool_setup import build_runner, prepare_cfg
+    cfg = prepare_cfg(argparse.Namespace(
+        config=common.SUBNET_CFG, launcher='none',
+        work_dir=osp.join(work_dir, 'test_' + common.arch_label(arch))))
+    cfg.load_from = sub_ckpt
     cfg.log_level = 'WARNING'
     cfg.model.backbone.arch = list(arch)
     cfg.test_dataloader = copy.deepcopy(search_cfg.val_dataloader)

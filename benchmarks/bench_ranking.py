@@ -201,9 +201,10 @@ def rank_with_seed(args, wd, ckpt, seed, log, more=()) -> dict:
 def compare_search_tasks(args, wd, report, log) -> None:
     """Classification-searched vs detection-searched subnet (see the module
     docstring); adds a table to ``report``."""
-    from tools import quickstart as qs
     from mmdetnas.search import arch_flops
     from mmdetnas.spaces import load_arch_file, PRESETS
+    from mmdetnas.utils.run_metrics import (TEST_METRICS, TRAIN_SCALARS,
+                                            last_checkpoint, latest_metrics)
     qd = args.quickstart_dir
     seed = [f'randomness.seed={args.quickstart_seed}']
     out = osp.join(wd, 'cls_searched')
@@ -211,7 +212,7 @@ def compare_search_tasks(args, wd, report, log) -> None:
     if not osp.isfile(osp.join(search_dir, 'best_arch.yaml')):
         run([
             sys.executable, 'tools/search.py', SEARCH_CFG,
-            qs.last_checkpoint(osp.join(qd, 'pretrain')), '--work-dir',
+            last_checkpoint(osp.join(qd, 'pretrain')), '--work-dir',
             search_dir, '--cfg-options',
             f'train_cfg.seed={args.quickstart_seed}'
         ], log)
@@ -228,10 +229,10 @@ def compare_search_tasks(args, wd, report, log) -> None:
         run([sys.executable, 'tools/train.py', det_cfg, '--work-dir', rdir,
              '--cfg-options', arch_opt, *seed,
              'model.backbone.init_cfg.checkpoint='
-             + qs.last_checkpoint(pdir)], log)
-    if not glob.glob(osp.join(tdir, qs.TEST_METRICS)):
+             + last_checkpoint(pdir)], log)
+    if not glob.glob(osp.join(tdir, TEST_METRICS)):
         run([sys.executable, 'tools/test.py', det_cfg,
-             qs.last_checkpoint(rdir), '--work-dir', tdir,
+             last_checkpoint(rdir), '--work-dir', tdir,
              '--cfg-options', arch_opt, *seed], log)
     rows = []
     space = PRESETS['300M-kernel']
@@ -246,8 +247,8 @@ def compare_search_tasks(args, wd, report, log) -> None:
              osp.join(qd, 'test_baseline'), osp.join(qd,
                                                      'pretrain_baseline'))):
         arch = load_arch_file(arch_path)[1]
-        m = qs.latest_metrics(test_dir, qs.TEST_METRICS)
-        top1 = qs.latest_metrics(top1_dir, qs.TRAIN_SCALARS).get(
+        m = latest_metrics(test_dir, TEST_METRICS)
+        top1 = latest_metrics(top1_dir, TRAIN_SCALARS).get(
             'accuracy/top1')
         rows.append([
             name, ''.join(str(space.choices.index(c)) for c in arch),
@@ -278,7 +279,7 @@ def main(argv=None):
         'supernet vs stand-alone training, narrow FLOPs band)', env,
         args.smoke)
     from mmdetnas.search.ranking import kendall_tau, rank_report
-    from tools.common import data_root_options
+    from mmdetnas.apis.tool_setup import data_root_options
     wd = args.work_dir
     os.makedirs(osp.join(common.ROOT, wd), exist_ok=True)
     log = osp.join(common.ROOT, wd, 'bench.log')

@@ -48,6 +48,26 @@ def run_tool(args: list, timeout: int = 600, check: bool = True):
     return proc
 
 
+_TOOLS = {}
+
+
+def load_tool(path: str):
+    """The module of the tool ``path`` (e.g. ``'tools/train.py'``, relative
+    to the repository root), loaded from its file once. Only for tests of a
+    tool's own argument parsing (``parse_args``): what a tool does is tested
+    through the library call it makes, or by running it (:func:`run_tool`).
+    """
+    if path not in _TOOLS:
+        import importlib.util
+        name = '_tool_' + osp.splitext(path)[0].replace('/', '_')
+        spec = importlib.util.spec_from_file_location(name,
+                                                      osp.join(ROOT, path))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOLS[path] = module
+    return _TOOLS[path]
+
+
 def run_tools(commands: list, timeout: int = 900) -> list:
     """Run independent ``python tools/...`` commands at the same time (each
     one single-threaded, as :func:`run_tool` runs it: on the 2-core machine
@@ -85,3 +105,39 @@ def scalars(work_dir: str) -> list:
         with open(path) as f:
             out += [json.loads(x) for x in f if x.strip()]
     return out
+
+
+class SearchRun:
+    """A search config's outer Runner and its loop, built as
+    ``tools/search.py`` builds them (:func:`mmdetnas.engine.
+    build_search_runner`), for tests that drive a search in-process (e.g.
+    with a loop subclass whose scoring stands in for training).
+
+    ``run()`` runs ``runner.train()`` and returns the Pareto front;
+    attributes not found here are the loop's.
+    """
+
+    def __init__(self, cfg, work_dir, loop_type=None, resume=False):
+        import copy
+
+        from mmdetnas.engine import build_search_runner
+        cfg = copy.deepcopy(cfg)
+        cfg.work_dir = str(work_dir)
+        if isinstance(loop_type, type):
+            # registered under a name: the Runner prints its config
+            from mmdetnas.registry import LOOPS
+            name = f'_Test{loop_type.__name__}{id(loop_type)}'
+            LOOPS.register_module(name=name, module=loop_type, force=True)
+            loop_type = f'mmdetnas.{name}'
+        if loop_type is not None:
+            cfg.train_cfg.type = loop_type
+        cfg.train_cfg.resume = resume
+        self.runner = build_search_runner(cfg)
+        self.loop = self.runner.train_loop
+
+    def run(self):
+        self.runner.train()
+        return self.loop.front()
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__['loop'], name)

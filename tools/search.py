@@ -1,33 +1,48 @@
-"""Evolutionary search on a trained supernet.
+"""Run a search config: DetNAS on a trained supernet, or either SM-NAS stage.
 
-    python tools/search.py CONFIG SUPERNET_CKPT [--work-dir DIR] [--resume]
-        [--cfg-options k=v ...] [--launcher pytorch]
+    python tools/search.py CONFIG [SUPERNET_CKPT] [--work-dir DIR] [--resume]
+        [--cfg-options k=v ...] [--launcher pytorch|slurm|mpi]
 
-Writes candidates.jsonl, search_state.pkl, best_arch.yaml, topk.yaml,
-(pareto.yaml), search_curve.png and pareto.png into the work dir. A run
-refused before it wrote a search state (a checkpoint of another model,
-impossible settings or constraints, a score_key the evaluator does not
-return) leaves nothing there: the Runner's log folder and config copy are
-removed again (mmdetnas.utils.run_files).
+The config's ``train_cfg.type`` names the search loop:
+
+* ``mmdetnas.EvolutionSearchLoop`` (DetNAS, configs/detnas/*search*): the
+  paths of the supernet SUPERNET_CKPT, scored after BN recalibration.
+  Writes candidates.jsonl, search_state.pkl, best_arch.yaml, topk.yaml,
+  (pareto.yaml), search_curve.png and pareto.png.
+* ``mmdetnas.StructuralSearchLoop`` / ``mmdetnas.ModularSearchLoop``
+  (SM-NAS, configs/smnas/smnas_structural_* and smnas_modular_*): every
+  candidate detector trained (DDP under a launcher), scored by the config's
+  evaluator and timed on rank 0; no checkpoint. Writes candidates.jsonl,
+  search_state.pkl, candidates/NNN/ (config, logs, checkpoints), front/*.py
+  (ready-to-run configs of the Pareto front), pareto.yaml, pareto.png,
+  search_curve.png and search.log.
+
+``--resume`` continues a killed search (an SM-NAS candidate in flight from
+its last checkpoint); without it, an earlier search in the work dir is moved
+to ``earlier_search_<date>/``. A run refused before it wrote a search state
+leaves nothing in the work dir.
 """
 import argparse
 import os
-import os.path as osp
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmdetnas.utils import check_checkpoint_matches  # noqa: E402
-from mmdetnas.utils.run_files import RunFiles, file_signature  # noqa: E402
+from mmdetnas.apis.search import run_search  # noqa: E402
+from mmdetnas.apis.tool_setup import prepare_cfg  # noqa: E402
+from mmdetnas.utils.dist import finalize_dist  # noqa: E402
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
-from tools.common import (build_runner, finalize_dist,  # noqa: E402
-                          parse_tool_args, prepare_cfg)
+from tools.common import cli, parse_tool_args  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='DetNAS evolutionary search')
+    parser = argparse.ArgumentParser(
+        description='Run a search config: DetNAS evolutionary search on a '
+        'trained supernet, or the SM-NAS structural or modular search')
     parser.add_argument('config', help='search config file path')
-    parser.add_argument('checkpoint', help='trained supernet checkpoint')
+    parser.add_argument(
+        'checkpoint', nargs='?', default=None,
+        help='trained supernet checkpoint (DetNAS search configs only)')
     parser.add_argument(
         '--resume', action='store_true',
         help='continue from work_dir/search_state.pkl (after a kill)')
@@ -37,39 +52,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'supernet checkpoint not found: {args.checkpoint!r}')
-    cfg = prepare_cfg(args)
-    if cfg.train_cfg.get('type') != 'mmdetnas.EvolutionSearchLoop':
-        raise ValueError(
-            f'{args.config}: train_cfg.type must be '
-            "'mmdetnas.EvolutionSearchLoop', got "
-            f"{cfg.train_cfg.get('type')!r}")
-    cfg.load_from = args.checkpoint
-    cfg.resume = False  # the loop resumes from its own search state
-    cfg.train_cfg.resume = args.resume
-    # refused inputs (checkpoint, search settings, constraints, score_key)
-    # are found after the Runner has created its log folder and config
-    # copy: those are removed again unless this run wrote a search state
-    state = osp.join(osp.abspath(cfg.work_dir), 'search_state.pkl')
-    state_before = file_signature(state)
-    files = RunFiles(cfg)
-
-    def started() -> bool:
-        now = file_signature(state)
-        return now is not None and now != state_before
-
-    with files.on_refusal(started):
-        runner = files.track(build_runner(cfg))
-        # Runner loads load_from non-strictly: refuse a checkpoint of
-        # another model, search space or weight sharing instead of scoring
-        # random weights
-        check_checkpoint_matches(runner.model, args.checkpoint)
-        runner.train()
+    run_search(prepare_cfg(args), args.checkpoint, args.resume)
     finalize_dist()
 
 
 if __name__ == '__main__':
-    from tools.common import cli
     cli(main)

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Evolutionary search on a Slurm cluster (mmengine launcher 'slurm').
-#   [GPUS=8] [GPUS_PER_NODE=8] tools/slurm_search.sh PARTITION JOB_NAME CONFIG SUPERNET_CKPT WORK_DIR [args...]
+# A search on a Slurm cluster (mmengine launcher 'slurm').
+#   DetNAS: [GPUS=8] [GPUS_PER_NODE=8] tools/slurm_search.sh PARTITION JOB_NAME CONFIG SUPERNET_CKPT WORK_DIR [args...]
+#   SM-NAS: [GPUS=8] [GPUS_PER_NODE=8] tools/slurm_search.sh PARTITION JOB_NAME CONFIG WORK_DIR [args...]
+# The fourth argument is taken as the supernet checkpoint when it is a file
+# or ends in .pth.
 set -x
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
-CHECKPOINT=$4
-WORK_DIR=$5
+if [ -f "$4" ] || [[ "$4" == *.pth ]]; then
+    CHECKPOINT=("$4")
+    WORK_DIR=$5
+    shift 5
+else
+    CHECKPOINT=()
+    WORK_DIR=$4
+    shift 4
+fi
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PY_ARGS=${@:6}
 PYTHON=${PYTHON:-python}
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
@@ -23,4 +32,4 @@ srun -p ${PARTITION} \
     --cpus-per-task=${CPUS_PER_TASK} \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \
-    $PYTHON -u tools/search.py ${CONFIG} ${CHECKPOINT} --work-dir=${WORK_DIR} --launcher="slurm" ${PY_ARGS}
+    $PYTHON -u tools/search.py ${CONFIG} "${CHECKPOINT[@]}" --work-dir=${WORK_DIR} --launcher="slurm" "$@"

@@ -10,11 +10,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mmdetnas.apis.tool_setup import (  # noqa: E402
+    build_runner, check_checkpoint_fits, finalize_dist, fit_checkpoint_arch,
+    prepare_cfg)
 from mmdetnas.utils.run_files import RunFiles  # noqa: E402
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
-from tools.common import (build_runner, check_checkpoint_fits,  # noqa
-                          cli, finalize_dist, fit_checkpoint_arch,
-                          parse_tool_args, prepare_cfg)
+from tools.common import cli, parse_tool_args  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -4,7 +4,7 @@
 # and 4conv-1fc box head, no pre-trained weights), every candidate trained
 # from scratch for a short schedule, scored by COCO box AP on val2017 and
 # timed on the search device (batch 1, NMS included).
-#   tools/dist_search_structure.sh THIS_CONFIG 8 --work-dir work_dirs/smnas_s2
+#   tools/dist_search.sh THIS_CONFIG 8 --work-dir work_dirs/smnas_s2
 # Put the structural stage's front config in _base_ instead to search the
 # backbone of its choice (keep its neck and heads GN + WS, see
 # configs/_base_/recipes/scratch_gn-ws.py).
@@ -14,7 +14,6 @@ _base_ = ['./smnas_scratch_faster-rcnn_r50-gnws_fpn_6x_coco.py']
 custom_imports = dict(imports=['mmdetnas'], allow_failed_imports=False)
 
 max_epochs = 4
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
          end=500),
@@ -34,7 +33,13 @@ modular_space = dict(
     backbone=dict(norm_cfg=dict(type='GN', num_groups='half_base',
                                 requires_grad=True)))
 
-modular_search = dict(
+train_cfg = dict(
+    _delete_=True,
+    type='mmdetnas.ModularSearchLoop',
+    # the short ("fast") schedule every candidate trains with; it is
+    # scored once, by the validation that ends its training
+    candidate_train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+                             val_interval=max_epochs),
     population_size=16,
     max_generations=8,
     top_k=8,

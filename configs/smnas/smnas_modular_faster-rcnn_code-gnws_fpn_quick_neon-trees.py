@@ -4,7 +4,7 @@
 # embedded tree tiles, every candidate trained from scratch with GroupNorm +
 # Weight Standardization (the SM-NAS recipe), scored on search_val and timed
 # (CPU, batch 1); the front trades mAP@0.5 against latency.
-#   python tools/search_structure.py THIS_CONFIG --work-dir work_dirs/smnas_mod
+#   python tools/search.py THIS_CONFIG --work-dir work_dirs/smnas_mod
 # The detector around the backbone is the base below. To search the backbone
 # of the structural stage's choice instead, put its front config in _base_
 # (with the recipe's GN+WS neck and heads) and keep the two dicts below.
@@ -13,7 +13,6 @@ custom_imports = dict(imports=['mmdetnas'], allow_failed_imports=False)
 
 # the fast schedule of every candidate (the base trains 300 iterations)
 max_iters = 60
-train_cfg = dict(max_iters=max_iters, val_interval=10 * max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=20),
@@ -36,7 +35,13 @@ modular_space = dict(
     backbone=dict(norm_cfg=dict(type='GN', num_groups='half_base',
                                 requires_grad=True)))
 
-modular_search = dict(
+train_cfg = dict(
+    _delete_=True,
+    type='mmdetnas.ModularSearchLoop',
+    # the short ("fast") schedule every candidate trains with; it is
+    # scored once, by the validation that ends its training
+    candidate_train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                             val_interval=10 * max_iters),
     population_size=4,
     max_generations=2,
     top_k=2,

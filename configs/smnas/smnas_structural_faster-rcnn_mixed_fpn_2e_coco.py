@@ -8,7 +8,7 @@
 # not known) on the DetNAS search split's training part and scored on its
 # 5,000 held-out images (make them with tools/dataset_converters/
 # split_search_set.py, see configs/_base_/datasets/coco_search_split.py).
-#   tools/dist_search_structure.sh THIS_CONFIG 8 --work-dir work_dirs/smnas
+#   tools/dist_search.sh THIS_CONFIG 8 --work-dir work_dirs/smnas
 # Latency is measured on rank 0's GPU, batch 1, NMS included.
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
@@ -23,7 +23,6 @@ val_dataloader = dict(dataset=dict(ann_file={{_base_.search_val_ann}},
 val_evaluator = dict(
     type='mmdetnas.FullPrecisionCocoMetric',
     ann_file={{_base_.search_val_ann_file}})
-train_cfg = dict(max_epochs=2, val_interval=100)  # scored once, after
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
          end=500),
@@ -203,7 +202,12 @@ structural_space = dict(
             s1000=dict(scale=(1000, 600)))),
     ))
 
-structural_search = dict(
+train_cfg = dict(
+    _delete_=True,
+    type='mmdetnas.StructuralSearchLoop',
+    # the short ("fast") schedule every candidate trains with; it is
+    # scored once, by the validation that ends its training
+    candidate_train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=100),
     population_size=16, max_generations=4, top_k=4, num_mutation=6,
     num_crossover=4, max_tries_factor=50, score_key='coco/bbox_mAP',
     seed=0,

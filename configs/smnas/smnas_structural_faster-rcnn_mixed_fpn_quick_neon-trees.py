@@ -3,7 +3,7 @@
 # ATSS),
 # RoI head and input size to combine on the embedded tree tiles, trading
 # search-val mAP against measured latency (CPU, batch 1).
-#   python tools/search_structure.py THIS_CONFIG --work-dir work_dirs/smnas_qs
+#   python tools/search.py THIS_CONFIG --work-dir work_dirs/smnas_qs
 # Every candidate trains from scratch (GroupNorm + Weight Standardization,
 # the SM-NAS recipe; no pre-trained weights can be downloaded here) with the
 # short schedule below, then is scored on search_val and timed.
@@ -58,9 +58,6 @@ val_evaluator = dict(
 test_evaluator = dict(
     type='mmdetnas.FullPrecisionCocoMetric',
     ann_file={{_base_.neon_test_ann_file}})
-train_cfg = dict(
-    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
-    val_interval=10 * max_iters)  # scored once, after training
 optim_wrapper = dict(
     optimizer=dict(lr=0.02),
     paramwise_cfg=dict(norm_decay_mult=0.0),
@@ -231,7 +228,13 @@ structural_space = dict(
             s320=dict(scale=(320, 320)))),
     ))
 
-structural_search = dict(
+train_cfg = dict(
+    _delete_=True,
+    type='mmdetnas.StructuralSearchLoop',
+    # the short ("fast") schedule every candidate trains with; it is
+    # scored once, by the validation that ends its training
+    candidate_train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                             val_interval=10 * max_iters),
     population_size=4,
     max_generations=2,
     top_k=2,

@@ -1,14 +1,15 @@
 """Conversion of reference DetNAS checkpoints (megvii-model/DetNAS,
 maskrcnn-benchmark layout) to mmdetnas backbones and mmdet detectors.
 
-:func:`convert_reference_checkpoint` is the entry point (the command line is
-``tools/model_converters/detnas_to_mmdetnas.py``). It accepts what the
-reference code saves: backbones (the official single models COCO-FPN-300M,
-COCO-RetinaNet-300M, COCO-FPN-1.3G, COCO-FPN-3.8G and the 300M supernet),
-whole detectors (``{'model': ...}`` with ``module.backbone.body.*``,
-``module.backbone.fpn.*``, ``module.rpn.*``, ``module.roi_heads.*``: Faster
-R-CNN FPN with a 4conv-1fc or 2fc box head, RetinaNet) and ImageNet
-networks (``last_conv``, ``fc``).
+:func:`convert_reference_checkpoint` is the entry point, and
+:func:`convert_reference_file` converts a file into a checkpoint file (its
+command line is ``tools/model_converters/detnas_to_mmdetnas.py``). It
+accepts what the reference code saves: backbones (the official single
+models COCO-FPN-300M, COCO-RetinaNet-300M, COCO-FPN-1.3G, COCO-FPN-3.8G and
+the 300M supernet), whole detectors (``{'model': ...}`` with
+``module.backbone.body.*``, ``module.backbone.fpn.*``, ``module.rpn.*``,
+``module.roi_heads.*``: Faster R-CNN FPN with a 4conv-1fc or 2fc box head,
+RetinaNet) and ImageNet networks (``last_conv``, ``fc``).
 
 The backbone is always converted: the search space and, for single models,
 the architecture are inferred from the keys and checked by a strict load.
@@ -456,6 +457,11 @@ def verify_config(state: Dict[str, torch.Tensor], config: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
+class BackbonePrefixError(ValueError):
+    """A backbone prefix given for a whole detector or classifier (their
+    backbone keys always start with ``'backbone.'``)."""
+
+
 class ConvertedCheckpoint(NamedTuple):
     """The result of :func:`convert_reference_checkpoint`.
 
@@ -507,8 +513,9 @@ def convert_reference_checkpoint(
         KeyError: no backbone key, a backbone key that cannot be placed, a
             layer whose block cannot be determined, or a norm layout that
             cannot be mapped.
-        ValueError: ``prefix`` given for a whole detector or classifier;
-            no search-space preset matches the checkpoint.
+        BackbonePrefixError: (a ValueError) ``prefix`` given for a whole
+            detector or classifier.
+        ValueError: no search-space preset matches the checkpoint.
         RuntimeError: the converted backbone does not load strictly.
     """
     state, where = ckpt, ''
@@ -537,7 +544,7 @@ def convert_reference_checkpoint(
     rest = any(parts[p] for p in ('fpn', 'rpn', 'roi', 'cls'))
     whole = rest and not backbone_only
     if whole and prefix is not None:
-        raise ValueError(
+        raise BackbonePrefixError(
             f'prefix={prefix!r} applies to backbone-only results; a whole '
             "detector or classifier uses 'backbone.'")
     prefix = 'backbone.' if whole else (prefix or '')
@@ -568,3 +575,77 @@ def convert_reference_checkpoint(
             'classifier') if whole else 'backbone'
     return ConvertedCheckpoint(result, backbone, space, arch, order, what,
                                dropped, settings)
+
+
+def convert_reference_file(src: str,
+                           dst: str,
+                           backbone_only: bool = False,
+                           prefix: Optional[str] = None,
+                           strip=DEFAULT_STRIP,
+                           config: Optional[str] = None
+                           ) -> Tuple[ConvertedCheckpoint, str]:
+    """Convert the reference checkpoint file ``src``
+    (:func:`convert_reference_checkpoint`) and write the result to ``dst``
+    (``state_dict`` and a ``meta`` recording the search space, the
+    shuffle order, the source, the dropped keys, the settings and, for a
+    single model, the architecture, which also goes to
+    ``<dst without extension>_arch.yaml``).
+
+    Args:
+        src (str): The reference checkpoint.
+        dst (str): The output checkpoint (its folder is created).
+        backbone_only, prefix, strip: see
+            :func:`convert_reference_checkpoint`.
+        config (str, optional): Also load the result strictly into the
+            model of this config (:func:`verify_config`) before writing.
+
+    Returns:
+        tuple: the :class:`ConvertedCheckpoint` and a message for the user
+        (what was converted, the dropped keys, the architecture file or
+        how to build the supernet).
+
+    Raises:
+        FileNotFoundError / CheckpointReadError: ``src`` is missing or
+            unreadable (:func:`mmdetnas.utils.load_local_checkpoint`).
+        ValueError: ``src`` holds no state dict (named in the message).
+        BackbonePrefixError: see :func:`convert_reference_checkpoint`, which
+            also raises the other errors; nothing is written then.
+        RuntimeError: the result does not load into ``config``'s model.
+    """
+    import os
+    import os.path as osp
+
+    from mmdetnas.spaces.arch import save_arch_file
+    from mmdetnas.utils.checkpoint import load_local_checkpoint
+    ckpt = load_local_checkpoint(src, map_location='cpu')
+    try:
+        res = convert_reference_checkpoint(ckpt, backbone_only, prefix,
+                                           tuple(strip))
+    except TypeError as e:
+        if 'holds no state dict' in str(e):  # name the file; bad input
+            raise ValueError(f'{src!r}: {e}') from None
+        raise
+    if config:
+        verify_config(res.state_dict, config)
+    meta = dict(search_space=res.space.name, shuffle_order=res.shuffle_order,
+                source=src, dropped=res.dropped, settings=res.settings)
+    if res.arch is not None:
+        meta['arch'] = list(res.arch)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(dict(state_dict=res.state_dict, meta=meta), dst)
+    what = dict(detector='a whole detector', classifier='a classifier',
+                backbone='the backbone')[res.what]
+    msg = (f'converted {what} ({len(res.state_dict)} tensors, '
+           f'{res.space.name}) to {dst}')
+    if res.dropped:
+        msg += (f'\ndropped {len(res.dropped)} key(s) with no mmdet '
+                f'counterpart (kept out on purpose): {res.dropped[:8]}'
+                + (' ...' if len(res.dropped) > 8 else ''))
+    if res.arch is not None:
+        path = save_arch_file(osp.splitext(dst)[0] + '_arch.yaml',
+                              res.arch, res.space)
+        msg += (f'\narchitecture written to {path}. Build the backbone with '
+                f"arch='{path}', shuffle_order='interleave'")
+    else:
+        msg += '\na supernet: build it with arch=None'
+    return res, msg

@@ -1,9 +1,12 @@
-"""Whole-model cost: FLOPs at a given input size and measured latency.
+"""Whole-model cost: FLOPs at a given input size and measured latency, and
+both FLOPs counts of a config's model (:func:`config_flops`, the
+``get_flops.py`` tool).
 
 Not the DetNAS backbone convention (see :mod:`mmdetnas.search.flops`): these
 count the whole detector (or classifier) at the size it runs at, every
 operator ``mmengine.analysis`` knows, and time it on the current device.
 """
+import copy
 import time
 from typing import Sequence, Tuple
 
@@ -123,3 +126,73 @@ def measure_latency(model: nn.Module,
             times.append((time.perf_counter() - t) * 1000.0)
     times.sort()
     return times[len(times) // 2]
+
+
+def config_flops(cfg, arch=None, shape=None) -> dict:
+    """Both FLOPs counts of ``cfg.model`` with path ``arch``.
+
+    Args:
+        cfg (mmengine.Config): A config whose model has a
+            :class:`mmdetnas.models.DetNASShuffleNetV2` backbone.
+        arch (str | list, optional): Path to activate, anything
+            :func:`mmdetnas.search.resolve_arch` accepts (comma-separated
+            choices, an official name, a file, a list); required for a
+            supernet config.
+        shape (tuple[int], optional): ``(H, W)`` of the whole-model count;
+            default 800x1333 for detectors, 224x224 otherwise.
+
+    Returns:
+        dict: ``arch`` (list of choice names), ``backbone_flops`` (MACs,
+        DetNAS convention), ``backbone_params``, ``model_flops`` (MACs at
+        ``shape``), ``model_params``, ``shape``. The whole-model numbers are
+        those of the model with a fixed ``arch`` backbone (a supernet config
+        is built again as that subnet); ``cfg`` is not modified.
+
+    Raises:
+        ValueError: the model has no DetNASShuffleNetV2, a supernet config
+            without ``arch``, an ``arch`` that differs from the config's
+            fixed one, or an invalid ``arch`` (message naming it).
+        FileNotFoundError: ``arch`` names no official architecture and no
+            existing file.
+    """
+    from mmdet.models.detectors import BaseDetector
+    from mmdet.registry import MODELS
+
+    from mmdetnas.models.backbones import DetNASShuffleNetV2
+    from mmdetnas.spaces import resolve_arch
+    from .flops import arch_cost
+    cfg = copy.deepcopy(cfg)
+    cfg.model.backbone.pop('init_cfg', None)
+
+    def build():
+        model = MODELS.build(cfg.model).eval()
+        found = [m for m in model.modules()
+                 if isinstance(m, DetNASShuffleNetV2)]
+        if not found:
+            raise ValueError('the model has no mmdetnas.DetNASShuffleNetV2')
+        return model, found[0]
+
+    model, backbone = build()
+    if arch is not None:
+        arch = resolve_arch(arch, backbone.search_space)[1]
+        if backbone.is_supernet:
+            # count the subnet as it is deployed: the whole-model params of
+            # the supernet would include every unchosen block
+            cfg.model.backbone.arch = list(arch)
+            model, backbone = build()
+        elif arch != backbone.fixed_arch:
+            raise ValueError(
+                f'--arch {list(arch)} differs from the fixed arch of the '
+                f'config {list(backbone.fixed_arch)}')
+    if backbone.arch is None:
+        raise ValueError('this config builds a supernet: pass --arch '
+                         '(comma-separated choice names or indices, an '
+                         'official name or an architecture file)')
+    if shape is None:
+        shape = (800, 1333) if isinstance(model, BaseDetector) else (224, 224)
+    flops, params = arch_cost(backbone.search_space, backbone.arch)
+    return dict(
+        arch=list(backbone.arch), backbone_flops=flops,
+        backbone_params=params, model_flops=model_flops(model, shape),
+        model_params=sum(p.numel() for p in model.parameters()),
+        shape=tuple(shape))

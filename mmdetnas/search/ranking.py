@@ -8,7 +8,8 @@ architecture search", ICLR 2020, measure this with Kendall's tau between the
 supernet ranking and the stand-alone ranking of a few architectures, and
 compare the supernet with trivial predictors. This module holds the
 statistics and the choice of architectures to compare;
-``tools/analysis_tools/ranking_correlation.py`` runs the experiment.
+:mod:`mmdetnas.search.ranking_study` runs the experiment
+(``tools/analysis_tools/ranking_correlation.py`` is its command line).
 
 Conventions: for every predictor (supernet score, backbone FLOPs, params) and
 for the stand-alone score, **higher means better**; a free proxy such as

@@ -1,6 +1,6 @@
 """The one interface every search space of mmdetnas has.
 
-The evolutionary engine (:class:`mmdetnas.search.engine.SearchEngine`) and
+The evolutionary engine (:class:`mmdetnas.search.population.Population`) and
 the search drivers see a space only through :class:`BaseSearchSpace`: they
 draw, mutate, cross and validate *genomes*, compare them by :meth:`key`,
 store them in records as :meth:`to_json` and read them back with

@@ -17,7 +17,7 @@ otherwise) and the stage channels it outputs into ``model.neck.in_channels``.
 search driver
 (:class:`mmdetnas.engine.structural_search.StructuralSearch` and its
 :class:`~mmdetnas.engine.structural_search.ModularSearch`) and one engine
-(:class:`mmdetnas.search.engine.SearchEngine`) run both stages.
+(:class:`mmdetnas.search.population.Population`) run both stages.
 """
 import copy
 import random as pyrandom

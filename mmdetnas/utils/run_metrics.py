@@ -1,11 +1,14 @@
-"""Reading the metrics a finished mmengine run wrote into its work dir.
+"""Reading the metrics and the last checkpoint a finished mmengine run wrote
+into its work dir.
 
 mmengine's Runner logs into a dated folder per run
 (``<work_dir>/<YYYYmmdd_HHMMSS>/``): a training's scalars, validation
 included, go to ``vis_data/scalars.json`` (one JSON object per line), and
 ``tools/test.py`` writes the test metrics to ``<YYYYmmdd_HHMMSS>.json``.
-The quickstart and the ranking-correlation tool read results back from
-there with these functions; a line cut by a killed run is skipped.
+mmengine's CheckpointHook names the newest checkpoint in
+``<work_dir>/last_checkpoint``. The quickstart and the ranking-correlation
+study read results back from there with these functions; a line cut by a
+killed run is skipped.
 """
 import glob
 import json
@@ -13,7 +16,7 @@ import os.path as osp
 from typing import List, Tuple
 
 __all__ = ['TRAIN_SCALARS', 'TEST_METRICS', 'metric_files',
-           'metric_records', 'latest_metrics']
+           'metric_records', 'latest_metrics', 'last_checkpoint']
 
 #: a training's scalars (``tools/train.py``), relative to the work dir
 TRAIN_SCALARS = osp.join('*', 'vis_data', 'scalars.json')
@@ -66,3 +69,24 @@ def latest_metrics(work_dir: str, pattern: str = TRAIN_SCALARS) -> dict:
     if not metric_files(work_dir, pattern):
         raise FileNotFoundError(f'no metrics json in {work_dir}')
     return {k: v for _, rec in records for k, v in rec.items()}
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The newest checkpoint of the run in ``work_dir``: the path its
+    ``last_checkpoint`` file names. A path that does not exist (a work dir
+    moved from another machine) is looked up in ``work_dir`` by its file
+    name; if it is not there either, the named path is returned as it is.
+
+    Raises:
+        FileNotFoundError: ``work_dir`` holds no ``last_checkpoint`` (no
+            checkpoint was written).
+    """
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(marker):
+        raise FileNotFoundError(f'no checkpoint written in {work_dir}')
+    with open(marker, encoding='utf-8') as f:
+        path = f.read().strip()
+    moved = osp.join(work_dir, osp.basename(path))
+    if not osp.isfile(path) and osp.isfile(moved):
+        return moved
+    return path

@@ -1,7 +1,8 @@
 """Library-level start-up used by the tools and by anyone building mmdetnas
 models: registering every module, and the SyncBN -> BN adaptation of a
-config where SyncBN cannot work. The command-line plumbing of the tools
-(flags, config loading, CPU process groups, runner building) is in
+config where SyncBN cannot work. The tools' shared start-up (config
+loading with mmdet's flags, CPU process groups, runner building) is
+:mod:`mmdetnas.apis.tool_setup`; their flags are parsed in
 ``tools/common.py``."""
 import torch
 from mmengine.config import Config

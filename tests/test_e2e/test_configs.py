@@ -7,11 +7,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmdetnas.apis.tool_setup import prepare_cfg
 from mmdetnas.models.backbones import (DetNASShuffleNetV2,
                                        slice_supernet_state_dict)
 from mmdetnas.spaces import official_arch, OFFICIAL_ARCHS, save_arch_file
 from mmdetnas.utils.setup_env import register_all_modules
-from tools.common import prepare_cfg
 from tests.e2e_utils import ROOT
 
 CONFIGS = sorted(
@@ -136,16 +136,16 @@ def check_modular_space(cfg, n=3):
     import random
 
     from mmdet.registry import MODELS
-    from mmdetnas.engine.structural_search import ModularSearch
-    c = cfg.copy()
-    c.work_dir = '/nonexistent'  # nothing is written
-    search = ModularSearch(c)
-    for code in cfg.modular_search.get('init', ()):
-        search.space.validate(code)
+    from mmdetnas.engine.loops import ModularSearchLoop
+    from mmdetnas.engine.loops.smnas_search_loops import \
+        candidate_base_config
+    base = candidate_base_config(cfg, cfg.train_cfg.candidate_train_cfg)
+    space = ModularSearchLoop.build_space(cfg.modular_space, base)
+    for code in cfg.train_cfg.get('init', ()):
+        space.validate(code)
     rng = random.Random(0)
     for _ in range(n):
-        built = search.space.build_config(search.base,
-                                          search.space.random(rng))
+        built = space.build_config(base, space.random(rng))
         model = MODELS.build(built.model).eval()
         with torch.no_grad():
             feats = model.backbone(torch.zeros(1, 3, 64, 64))

@@ -27,18 +27,18 @@ def test_modular_search_writes_every_output(tmp_path):
     coco = make_tiny_coco(str(tmp_path / 'coco'))
     wd = tmp_path / 'search'
     opts = coco_options(coco) + [
-        'train_cfg.max_iters=3', 'param_scheduler.0.end=1',
+        'train_cfg.candidate_train_cfg.max_iters=3', 'param_scheduler.0.end=1',
         'param_scheduler.1.end=3', 'param_scheduler.1.milestones=[2]',
         'default_hooks.checkpoint.interval=3',
-        'modular_search.population_size=2', 'modular_search.top_k=2',
-        'modular_search.num_mutation=1', 'modular_search.num_crossover=1',
-        'modular_search.latency_repeats=1',
-        'modular_search.latency_warmup=0'
+        'train_cfg.population_size=2', 'train_cfg.top_k=2',
+        'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1',
+        'train_cfg.latency_repeats=1',
+        'train_cfg.latency_warmup=0'
     ]
     # generation 1 only, then --resume with a second generation: the first
     # two candidates are kept, not trained again
-    run_tool(['tools/search_structure.py', CONFIG, '--work-dir', str(wd),
-              '--cfg-options', *opts, 'modular_search.max_generations=1'],
+    run_tool(['tools/search.py', CONFIG, '--work-dir', str(wd),
+              '--cfg-options', *opts, 'train_cfg.max_generations=1'],
              timeout=1200)
     first = _rows(wd)
     assert [c['code'] for c in first] == [
@@ -46,9 +46,9 @@ def test_modular_search_writes_every_output(tmp_path):
     ]
     ckpt0 = osp.join(osp.dirname(first[0]['config']), 'iter_3.pth')
     mtime = osp.getmtime(ckpt0)
-    run_tool(['tools/search_structure.py', CONFIG, '--work-dir', str(wd),
+    run_tool(['tools/search.py', CONFIG, '--work-dir', str(wd),
               '--resume', '--cfg-options', *opts,
-              'modular_search.max_generations=2'], timeout=1200)
+              'train_cfg.max_generations=2'], timeout=1200)
     cands = _rows(wd)
     assert cands[:2] == first and osp.getmtime(ckpt0) == mtime
     assert len(cands) == 4 and [c['index'] for c in cands] == [0, 1, 2, 3]

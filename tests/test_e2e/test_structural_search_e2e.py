@@ -20,16 +20,16 @@ def test_structural_search_writes_every_output(tmp_path):
     coco = make_tiny_coco(str(tmp_path / 'coco'))
     wd = tmp_path / 'search'
     opts = coco_options(coco) + [
-        'train_cfg.max_iters=3', 'param_scheduler.0.end=1',
+        'train_cfg.candidate_train_cfg.max_iters=3', 'param_scheduler.0.end=1',
         'param_scheduler.1.end=3', 'param_scheduler.1.milestones=[2]',
-        'structural_search.population_size=2',
-        'structural_search.max_generations=2',
-        'structural_search.top_k=2', 'structural_search.num_mutation=1',
-        'structural_search.num_crossover=1',
-        'structural_search.latency_repeats=1',
-        'structural_search.latency_warmup=0'
+        'train_cfg.population_size=2',
+        'train_cfg.max_generations=2',
+        'train_cfg.top_k=2', 'train_cfg.num_mutation=1',
+        'train_cfg.num_crossover=1',
+        'train_cfg.latency_repeats=1',
+        'train_cfg.latency_warmup=0'
     ]
-    run_tool(['tools/search_structure.py', CONFIG, '--work-dir', str(wd),
+    run_tool(['tools/search.py', CONFIG, '--work-dir', str(wd),
               '--cfg-options', *opts], timeout=1500)
     with open(wd / 'candidates.jsonl') as f:
         cands = [json.loads(x) for x in f]
@@ -67,10 +67,61 @@ def test_structural_search_writes_every_output(tmp_path):
                     str(tmp_path / 'test')], timeout=600)
     assert 'coco/bbox_mAP' in out.stdout + out.stderr
     # resuming a finished search trains nothing more
-    run_tool(['tools/search_structure.py', CONFIG, '--work-dir', str(wd),
+    run_tool(['tools/search.py', CONFIG, '--work-dir', str(wd),
               '--resume', '--cfg-options', *opts], timeout=600)
     with open(wd / 'candidates.jsonl') as f:
         assert [json.loads(x) for x in f] == cands
+    # the search's scalars reached the outer Runner's visual backend (its
+    # LocalVisBackend), one step per candidate
+    steps = {}
+    for path in wd.glob('2*/vis_data/scalars.json'):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if 'search/score' in row:
+                steps[row['step']] = row
+    assert sorted(steps) == [0, 1, 2, 3]
+    for c in cands:
+        assert steps[c['index']]['search/score'] == pytest.approx(c['score'])
+        assert steps[c['index']]['search/latency_ms'] == pytest.approx(
+            c['latency_ms'])
+    # kill -9 at a random moment after the first candidate, then --resume:
+    # the same candidates as the uninterrupted run, timings aside
+    _kill_then_resume(tmp_path / 'killed', opts, cands)
+
+
+def _kill_then_resume(wd, opts, expected):
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    delay = random.Random().uniform(0, 8)
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    proc = subprocess.Popen(
+        [sys.executable, 'tools/search.py', CONFIG, '--work-dir', str(wd),
+         '--cfg-options', *opts], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    jsonl = wd / 'candidates.jsonl'
+    deadline = time.time() + 600
+    while not (jsonl.exists() and jsonl.read_text().strip()):
+        assert proc.poll() is None, 'the search ended before the kill'
+        assert time.time() < deadline
+        time.sleep(0.2)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(jsonl.read_text().splitlines())
+    run_tool(['tools/search.py', CONFIG, '--work-dir', str(wd), '--resume',
+              '--cfg-options', *opts], timeout=1500)
+    with open(jsonl) as f:
+        got = [json.loads(x) for x in f]
+    timings = ('train_seconds', 'latency_ms', 'config')
+    assert [{k: v for k, v in c.items() if k not in timings}
+            for c in got] == [
+        {k: v for k, v in c.items() if k not in timings}
+        for c in expected], f'killed {delay:.1f} s after candidate 0 ' \
+        f'({done} candidates done)'
 
 
 def test_structural_search_two_processes(tmp_path):
@@ -84,13 +135,13 @@ def test_structural_search_two_processes(tmp_path):
     wd = tmp_path / 'search'
     env = dict(os.environ, PYTHON=sys_python(), OMP_NUM_THREADS='1',
                PORT='29541', PYTHONWARNINGS='ignore')
-    opts = ['train_cfg.max_iters=2', 'structural_search.population_size=2',
-            'structural_search.num_mutation=1',
-            'structural_search.num_crossover=1',
-            'structural_search.max_generations=1',
-            'structural_search.latency_repeats=1']
+    opts = ['train_cfg.candidate_train_cfg.max_iters=2', 'train_cfg.population_size=2',
+            'train_cfg.num_mutation=1',
+            'train_cfg.num_crossover=1',
+            'train_cfg.max_generations=1',
+            'train_cfg.latency_repeats=1']
     proc = subprocess.run(
-        ['bash', 'tools/dist_search_structure.sh', CONFIG, '2',
+        ['bash', 'tools/dist_search.sh', CONFIG, '2',
          '--work-dir', str(wd), '--cfg-options', *coco_options(coco),
          *opts],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -106,14 +157,14 @@ def test_structural_search_two_processes(tmp_path):
     # wrote no log of its own)
     log = (wd / 'search.log').read_text()
     assert log.count('generation 1: 2 new candidates') == 1, log
-    assert log.count('generation 1 done') == 1, log
+    assert log.count('generation 1/1 done') == 1, log
     assert sorted(p.name for p in wd.glob('search*')) == [
         'search.log', 'search_curve.png', 'search_state.pkl']
     assert 'started the gloo process group (rank 0 of 2,' in \
         proc.stdout + proc.stderr
     # the same candidates as one process
     one = tmp_path / 'one'
-    run_tool(['tools/search_structure.py', CONFIG, '--work-dir', str(one),
+    run_tool(['tools/search.py', CONFIG, '--work-dir', str(one),
               '--cfg-options', *coco_options(coco), *opts], timeout=900)
     with open(one / 'candidates.jsonl') as f:
         assert [(c['index'], c['choices']) for c in map(json.loads, f)] == \

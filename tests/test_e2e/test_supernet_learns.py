@@ -11,8 +11,8 @@ import os.path as osp
 
 import pytest
 
+from mmdetnas.apis.tool_setup import data_root_options
 from tests.e2e_utils import run_tool, run_tools, scalars
-from tools.common import data_root_options
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmdetnas.apis.tool_setup import parse_cfg_options
 from mmdetnas.utils.setup_env import register_all_modules
 from tests.e2e_utils import (ROOT, coco_options, make_tiny_coco,
                              run_tool)
-from tools import test as test_cli
 
 SUBNET = (
     'configs/quickstart/'
@@ -22,11 +22,8 @@ pytestmark = pytest.mark.slow
 
 def _cfg(coco):
     """The config tools/test.py builds with the same --cfg-options."""
-    tool = test_cli
-    args = tool.parse_args([SUBNET, 'x.pth', '--cfg-options',
-                            *coco_options(coco)])
     cfg = Config.fromfile(osp.join(ROOT, SUBNET))
-    cfg.merge_from_dict(args.cfg_options)
+    cfg.merge_from_dict(parse_cfg_options(coco_options(coco)))
     cfg.model.backbone.init_cfg = None
     return cfg
 
@@ -87,9 +84,10 @@ def test_out_dumps_the_predictions(tmp_path):
 
 
 def test_out_must_be_a_pickle(tmp_path):
-    tool = test_cli
     ckpt = tmp_path / 'c.pth'
     torch.save({}, ckpt)
-    with pytest.raises(ValueError, match='.pkl'):
-        tool.main([SUBNET, str(ckpt), '--out', str(tmp_path / 'r.json'),
-                   '--work-dir', str(tmp_path / 'w')])
+    proc = run_tool(['tools/test.py', SUBNET, str(ckpt), '--out',
+                     str(tmp_path / 'r.json'), '--work-dir',
+                     str(tmp_path / 'w')], check=False)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--out must be a .pkl file, got '" in proc.stderr

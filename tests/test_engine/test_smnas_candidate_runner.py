@@ -63,7 +63,7 @@ def test_an_smnas_candidate_is_evaluated_once(tmp_path, counted_evaluator):
     register_all_modules()
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
-    from mmdetnas.engine.structural_search import StructuralSearch
+    from tests.e2e_utils import SearchRun
 
     coco = make_tiny_coco(str(tmp_path / 'coco'), num_images=4, size=64)
     num_val = 2  # make_tiny_coco's val split: the first half
@@ -71,13 +71,13 @@ def test_an_smnas_candidate_is_evaluated_once(tmp_path, counted_evaluator):
     # val_interval=1 with 2 iterations: mmengine's loop alone would
     # validate twice, and the old driver's runner.val() a third time
     cfg.merge_from_dict(_cfg_options(coco_options(coco) + [
-        'train_cfg.max_iters=2', 'train_cfg.val_interval=1',
+        'train_cfg.candidate_train_cfg.max_iters=2',
+        'train_cfg.candidate_train_cfg.val_interval=1',
         'param_scheduler.0.end=1', 'param_scheduler.1.end=2',
         'param_scheduler.1.milestones=[1]',
-        'structural_search.latency_repeats=1',
-        'structural_search.latency_warmup=0']))
-    cfg.work_dir = str(tmp_path / 'search')
-    search = StructuralSearch(cfg)
+        'train_cfg.latency_repeats=1',
+        'train_cfg.latency_warmup=0']))
+    search = SearchRun(cfg, tmp_path / 'search')
     genome = search.space.validate(dict(
         backbone='r18', neck='fpn32', head='retinanet', roi_head=None,
         input_size='s256'))
@@ -103,7 +103,7 @@ def test_an_smnas_candidate_is_evaluated_once(tmp_path, counted_evaluator):
     # a resumed search whose candidate checkpoint is already at the end:
     # nothing trains, nothing validates at the end of training, and
     # runner.val() scores the same weights once
-    search.resume = True
+    search.loop.resume = True
     again = search.evaluate(genome)
     assert len(calls['evaluate']) == 2
     assert calls['process'] == 2 * num_val
@@ -112,7 +112,7 @@ def test_an_smnas_candidate_is_evaluated_once(tmp_path, counted_evaluator):
 
 
 def test_validate_at_end_only_keeps_the_original():
-    from mmdetnas.engine.structural_search import validate_at_end_only
+    from mmdetnas.engine.loops import validate_at_end_only
     for train_cfg, key in (
             (dict(type='IterBasedTrainLoop', max_iters=7, val_interval=2,
                   dynamic_intervals=[(4, 1)]), 'max_iters'),

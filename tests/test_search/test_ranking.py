@@ -1,6 +1,7 @@
 """Tests of the ranking statistics, the choice of architectures and the
-resume logic of tools/analysis_tools/ranking_correlation.py (no training:
-the stand-alone trainings are faked here; the real ones run in
+resume logic of the ranking study (mmdetnas.search.ranking_study, run by
+tools/analysis_tools/ranking_correlation.py; no training: the stand-alone
+trainings are faked here; the real ones run in
 tests/test_e2e/test_ranking_tool.py)."""
 import argparse
 import json
@@ -18,10 +19,9 @@ from mmdetnas.search import (arch_cost, archs_from_candidates, kendall_tau,
                              kendall_tau_test, rank_report,
                              select_archs_in_flops_band, spearman_rho,
                              supernet_agreement, topk_overlap)
+from mmdetnas.search import ranking_study
 from mmdetnas.spaces import PRESETS
 from mmdetnas.spaces.path_space import random_arch
-from tools.analysis_tools import \
-    ranking_correlation as ranking_correlation_tool
 
 SPACE = PRESETS['300M']
 BAND = (270e6, 300e6)
@@ -317,10 +317,10 @@ def test_archs_from_candidates_errors(tmp_path):
         archs_from_candidates(few, 1)
 
 
-# -------------------------------------------- the tool's resume logic
+# ------------------------------------------- the study's resume logic
 @pytest.fixture(scope='module')
-def tool():
-    return ranking_correlation_tool
+def study():
+    return ranking_study
 
 
 class FakeTrainer:
@@ -357,7 +357,7 @@ class FakeTrainer:
         return argparse.Namespace(returncode=0)
 
 
-def _setup(tool, tmp_path, archs):
+def _setup(study, tmp_path, archs):
     sub = tmp_path / 'subnet.py'
     sub.write_text("train_cfg = dict(type='IterBasedTrainLoop', "
                    'max_iters=100)\n')
@@ -371,7 +371,7 @@ def _setup(tool, tmp_path, archs):
         standalone_opts=['train_cfg.max_iters=4'], more_checkpoints=[],
         more_sha256=[])
     os.makedirs(args.work_dir, exist_ok=True)
-    keys = [tool.arch_key(a, SPACE) for a in archs]
+    keys = [study.arch_key(a, SPACE) for a in archs]
     files = {}
     from mmdetnas.spaces import save_arch_file
     for a, k in zip(archs, keys):
@@ -380,38 +380,38 @@ def _setup(tool, tmp_path, archs):
     return args, keys, files
 
 
-def _state(tool, args, archs, key='coco/bbox_mAP'):
-    path = osp.join(args.work_dir, tool.STATE_FILE)
-    state = tool.load_state(
-        path, tool._identity(args, SPACE, 'coco/bbox_mAP', archs), key)
+def _state(study, args, archs, key='coco/bbox_mAP'):
+    path = osp.join(args.work_dir, study.STATE_FILE)
+    state = study.load_state(
+         path, study.state_identity(args, SPACE, 'coco/bbox_mAP', archs), key)
 
     def save():
-        tool._atomic_json(path, state)
+        study.atomic_json(path, state)
 
     return state, save
 
 
 def test_tool_resumes_after_kill_and_reuses_finished_trainings(
-        tool, tmp_path, monkeypatch):
+        study, tmp_path, monkeypatch):
     archs = select_archs_in_flops_band(SPACE, 4, BAND, seed=0)
-    args, keys, files = _setup(tool, tmp_path, archs)
+    args, keys, files = _setup(study, tmp_path, archs)
     # a training the user ran elsewhere (epoch-style record at max step)
     user_wd = osp.join(args.work_dir, 'standalone', keys[3])
     os.makedirs(osp.join(user_wd, 'x', 'vis_data'))
     with open(osp.join(user_wd, 'x', 'vis_data', 'scalars.json'), 'w') as f:
         f.write(json.dumps({'coco/bbox_mAP': 0.42, 'step': 4}) + '\n')
 
-    state, save = _state(tool, args, archs)
+    state, save = _state(study, args, archs)
     for i, k in enumerate(keys):  # stage A done
         state['supernet'][k] = dict(score=0.1 * i, flops=arch_cost(
             SPACE, archs[i])[0], params=arch_cost(SPACE, archs[i])[1])
     save()
     fake = FakeTrainer(kill_at_call=2)
-    monkeypatch.setattr(tool.subprocess, 'run', fake)
+    monkeypatch.setattr(study.subprocess, 'run', fake)
     with pytest.raises(KeyboardInterrupt):
-        tool.train_standalone(args, archs, keys, files, state, save,
-                              'coco/bbox_mAP')
-    with open(osp.join(args.work_dir, tool.STATE_FILE)) as f:
+        study.train_standalone(args, archs, keys, files, state, save,
+                               'coco/bbox_mAP')
+    with open(osp.join(args.work_dir, study.STATE_FILE)) as f:
         saved = json.load(f)
     assert list(saved['standalone']) == [keys[0]]
     assert len(saved['supernet']) == 4
@@ -419,11 +419,11 @@ def test_tool_resumes_after_kill_and_reuses_finished_trainings(
     mtime = os.stat(first_ckpt).st_mtime_ns
 
     # restart: a new process reads the state
-    state, save = _state(tool, args, archs)
+    state, save = _state(study, args, archs)
     fake = FakeTrainer()
-    monkeypatch.setattr(tool.subprocess, 'run', fake)
-    tool.train_standalone(args, archs, keys, files, state, save,
-                          'coco/bbox_mAP')
+    monkeypatch.setattr(study.subprocess, 'run', fake)
+    study.train_standalone(args, archs, keys, files, state, save,
+                           'coco/bbox_mAP')
     trained = [c[c.index('--work-dir') + 1] for c in fake.calls]
     assert [osp.basename(w) for w in trained] == [keys[1], keys[2]]
     assert '--resume' in fake.calls[0]  # killed mid-way: continue it
@@ -434,18 +434,18 @@ def test_tool_resumes_after_kill_and_reuses_finished_trainings(
     assert list(state['standalone']) == keys
 
     # outputs; a third run trains nothing and writes the same outputs
-    result = tool.write_outputs(args, SPACE, archs, keys, files, state,
-                                'coco/bbox_mAP', 'coco/bbox_mAP', 2)
+    result = study.write_outputs(args, SPACE, archs, keys, files, state,
+                                 'coco/bbox_mAP', 'coco/bbox_mAP', 2)
     with open(osp.join(args.work_dir, 'ranking.json')) as f:
         first = f.read()
-    state, save = _state(tool, args, archs)
+    state, save = _state(study, args, archs)
     fake = FakeTrainer()
-    monkeypatch.setattr(tool.subprocess, 'run', fake)
-    tool.train_standalone(args, archs, keys, files, state, save,
-                          'coco/bbox_mAP')
+    monkeypatch.setattr(study.subprocess, 'run', fake)
+    study.train_standalone(args, archs, keys, files, state, save,
+                           'coco/bbox_mAP')
     assert fake.calls == []
-    tool.write_outputs(args, SPACE, archs, keys, files, state,
-                       'coco/bbox_mAP', 'coco/bbox_mAP', 2)
+    study.write_outputs(args, SPACE, archs, keys, files, state,
+                        'coco/bbox_mAP', 'coco/bbox_mAP', 2)
     with open(osp.join(args.work_dir, 'ranking.json')) as f:
         assert f.read() == first
     sup = [state['supernet'][k]['score'] for k in keys]
@@ -459,12 +459,12 @@ def test_tool_resumes_after_kill_and_reuses_finished_trainings(
     assert '| supernet |' in md and 'top-2 overlap' in md
 
 
-def test_tool_reports_further_supernets(tool, tmp_path):
+def test_tool_reports_further_supernets(study, tmp_path):
     archs = select_archs_in_flops_band(SPACE, 4, BAND, seed=0)
-    args, keys, files = _setup(tool, tmp_path, archs)
+    args, keys, files = _setup(study, tmp_path, archs)
     args.more_checkpoints = [str(tmp_path / 'b.pth'), str(tmp_path / 'c.pth')]
     args.more_sha256 = ['sha-b', 'sha-c']
-    state, save = _state(tool, args, archs)
+    state, save = _state(study, args, archs)
     sup = [0.1, 0.2, 0.3, 0.4]
     more = [[0.2, 0.1, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]]
     alone = [0.5, 0.6, 0.8, 0.7]
@@ -477,10 +477,10 @@ def test_tool_reports_further_supernets(tool, tmp_path):
         state['standalone'][k] = dict(score=alone[i], work_dir='w')
     save()
     # kept across a restart
-    state, save = _state(tool, args, archs)
+    state, save = _state(study, args, archs)
     assert state['more_supernets']['sha-c'][keys[0]]['score'] == 0.4
-    result = tool.write_outputs(args, SPACE, archs, keys, files, state,
-                                'coco/bbox_mAP', 'coco/bbox_mAP', 2)
+    result = study.write_outputs(args, SPACE, archs, keys, files, state,
+                                 'coco/bbox_mAP', 'coco/bbox_mAP', 2)
     rep = result['report']
     assert list(rep) == ['supernet', 'supernet 2', 'supernet 3',
                          'supernets, mean', 'flops', 'params']
@@ -500,48 +500,48 @@ def test_tool_reports_further_supernets(tool, tmp_path):
 
 
 def test_tool_validates_a_checkpoint_without_final_val(
-        tool, tmp_path, monkeypatch):
+        study, tmp_path, monkeypatch):
     archs = select_archs_in_flops_band(SPACE, 2, BAND, seed=1)
-    args, keys, files = _setup(tool, tmp_path, archs)
+    args, keys, files = _setup(study, tmp_path, archs)
     for k in keys:  # killed after the final checkpoint, before its val
         wd = osp.join(args.work_dir, 'standalone', k)
         os.makedirs(wd)
         open(osp.join(wd, 'iter_4.pth'), 'wb').close()
         with open(osp.join(wd, 'last_checkpoint'), 'w') as f:
             f.write('/elsewhere/iter_4.pth')  # moved from another machine
-    state, save = _state(tool, args, archs)
+    state, save = _state(study, args, archs)
     seen = []
 
     def fake_val(args_, opts, arch_file, ckpt, key):
         seen.append((opts, arch_file, ckpt))
         return dict(score=0.5, source=ckpt, metrics={key: 0.5})
 
-    monkeypatch.setattr(tool, 'validate_checkpoint', fake_val)
-    monkeypatch.setattr(tool.subprocess, 'run', None)  # must not train
-    tool.train_standalone(args, archs, keys, files, state, save,
-                          'coco/bbox_mAP')
+    monkeypatch.setattr(study, 'validate_checkpoint', fake_val)
+    monkeypatch.setattr(study.subprocess, 'run', None)  # must not train
+    study.train_standalone(args, archs, keys, files, state, save,
+                           'coco/bbox_mAP')
     assert [osp.basename(osp.dirname(c)) for _, _, c in seen] == keys
     assert seen[0][0] == {'train_cfg.max_iters': 4}
     assert all(r['score'] == 0.5 for r in state['standalone'].values())
 
 
-def test_tool_state_of_another_experiment_is_refused(tool, tmp_path):
+def test_tool_state_of_another_experiment_is_refused(study, tmp_path):
     archs = select_archs_in_flops_band(SPACE, 3, BAND, seed=0)
-    args, _, _ = _setup(tool, tmp_path, archs)
-    state, save = _state(tool, args, archs)
+    args, _, _ = _setup(study, tmp_path, archs)
+    state, save = _state(study, args, archs)
     state['supernet']['x'] = dict(score=1.0)
     save()
-    assert _state(tool, args, archs)[0]['supernet'] == {'x': dict(score=1.0)}
+    assert _state(study, args, archs)[0]['supernet'] == {'x': dict(score=1.0)}
     other = select_archs_in_flops_band(SPACE, 3, BAND, seed=1)
     with pytest.raises(RuntimeError, match='architectures.*another --work-d'):
-        _state(tool, args, other)
+        _state(study, args, other)
     with open(args.checkpoint, 'wb') as f:
         f.write(b'other weights')
     with pytest.raises(RuntimeError, match='supernet checkpoint'):
-        _state(tool, args, archs)
+        _state(study, args, archs)
 
 
-def test_tool_select_archs(tool, tmp_path):
+def test_tool_select_archs(study, tmp_path):
     from mmengine.config import ConfigDict
 
     from mmdetnas.spaces import official_arch, save_arch_file
@@ -552,27 +552,27 @@ def test_tool_select_archs(tool, tmp_path):
         return argparse.Namespace(**{**base, **kw})
 
     cfg = ConfigDict(train_cfg=dict(flops=(None, 300e6)))
-    archs = tool.select_archs(args(), cfg, SPACE)
+    archs = study.select_archs(args(), cfg, SPACE)
     assert archs == select_archs_in_flops_band(SPACE, 3, BAND, seed=0)
-    band = tool.select_archs(args(flops_band=[2.6e8, 2.8e8]), cfg, SPACE)
+    band = study.select_archs(args(flops_band=[2.6e8, 2.8e8]), cfg, SPACE)
     assert all(2.6e8 <= arch_cost(SPACE, a)[0] <= 2.8e8 for a in band)
     with pytest.raises(ValueError, match='no train_cfg.flops upper bound'):
-        tool.select_archs(args(), ConfigDict(train_cfg=dict()), SPACE)
+        study.select_archs(args(), ConfigDict(train_cfg=dict()), SPACE)
     files = [
         save_arch_file(str(tmp_path / f'{n}.yaml'),
                        official_arch(n)[1], SPACE)
         for n in ('COCO-FPN-300M', 'COCO-RetinaNet-300M')
     ]
-    assert tool.select_archs(args(arch_file=files), cfg, SPACE) == [
+    assert study.select_archs(args(arch_file=files), cfg, SPACE) == [
         official_arch('COCO-FPN-300M')[1],
         official_arch('COCO-RetinaNet-300M')[1]
     ]
     with pytest.raises(ValueError, match='twice'):
-        tool.select_archs(args(arch_file=files * 2), cfg, SPACE)
+        study.select_archs(args(arch_file=files * 2), cfg, SPACE)
     with pytest.raises(ValueError, match='at least 2'):
-        tool.select_archs(args(arch_file=files[:1]), cfg, SPACE)
+        study.select_archs(args(arch_file=files[:1]), cfg, SPACE)
     with pytest.raises(ValueError, match='search space'):
-        tool.select_archs(args(arch_file=['COCO-FPN-1.3G', files[0]]), cfg,
-                          SPACE)
-    assert tool.arch_key(official_arch('COCO-FPN-300M')[1], SPACE) == \
+        study.select_archs(args(arch_file=['COCO-FPN-1.3G', files[0]]), cfg,
+                           SPACE)
+    assert study.arch_key(official_arch('COCO-FPN-300M')[1], SPACE) == \
         '21202112331300313132'

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmdetnas.spaces.code_space import ModularSearchSpace
 from mmdetnas.spaces.resnet_code import code_macs, parse_code
 from mmdetnas.utils.setup_env import register_all_modules
-from tests.e2e_utils import ROOT
+from tests.e2e_utils import ROOT, SearchRun
 
 CONFIG = osp.join(
     ROOT, 'configs', 'smnas',
@@ -78,7 +78,7 @@ def test_draws_stay_inside_the_limits(space):
 def test_build_config_puts_the_code_and_its_channels(cfg, space):
     from mmdet.registry import MODELS
     base = copy.deepcopy(cfg)
-    for k in ('modular_space', 'modular_search'):
+    for k in ('modular_space', ):
         base.pop(k)
     # by hand: base 32; stage 1 '11' keeps 32, stage 2 widens once (64),
     # stage 3 '12' widens at its 2nd block (128), stage 4 widens (256)
@@ -110,33 +110,29 @@ def test_build_config_puts_the_code_and_its_channels(cfg, space):
 
 
 def test_search_reads_the_input_size_from_the_test_pipeline(cfg, tmp_path):
-    from mmdetnas.engine.structural_search import ModularSearch
-    c = copy.deepcopy(cfg)
-    c.work_dir = str(tmp_path)
-    s = ModularSearch(c)
+    s = SearchRun(cfg, tmp_path)
     assert s.space.input_size == (400, 400)  # test Resize scale (w, h)
-    # a candidate's config: its own work dir, the search seed, the code
+    # a candidate's config: its own work dir, the search seed, the code,
+    # the fast schedule as its train_cfg
     cand = s.candidate_config('r18_48_11-21-21-21', 5)
     assert cand.work_dir == osp.join(str(tmp_path), 'candidates', '005')
-    assert cand.randomness.seed == cfg.modular_search.seed
+    assert cand.randomness.seed == cfg.train_cfg.seed
     assert cand.model.backbone.arch == 'r18_48_11-21-21-21'
     assert list(cand.model.neck.in_channels) == [48, 96, 192, 384]
-    assert 'modular_space' not in cand and 'modular_search' not in cand
+    assert 'modular_space' not in cand
+    assert cand.train_cfg == cfg.train_cfg.candidate_train_cfg
     with pytest.raises(KeyError, match='modular_space'):
         bad = copy.deepcopy(cfg)
         bad.pop('modular_space')
-        bad.work_dir = str(tmp_path)
-        ModularSearch(bad)
+        SearchRun(bad, tmp_path / 'a')
     bad = copy.deepcopy(cfg)
-    bad.work_dir = str(tmp_path)
-    bad.modular_search['popsize'] = 3
-    with pytest.raises(ValueError, match='popsize'):
-        ModularSearch(bad)
+    bad.train_cfg['popsize'] = 3
+    with pytest.raises(TypeError, match='popsize'):
+        SearchRun(bad, tmp_path / 'b')
     bad = copy.deepcopy(cfg)
-    bad.work_dir = str(tmp_path)
-    bad.modular_search['init'] = ['r18_64_11-21-21']
+    bad.train_cfg['init'] = ['r18_64_11-21-21']
     with pytest.raises(ValueError, match='position'):
-        ModularSearch(bad)
+        SearchRun(bad, tmp_path / 'c')
 
 
 # ----------------------------------------------------------------- resume
@@ -152,12 +148,12 @@ def _score(code: str):
 
 
 def _scored_search(cfg, work_dir, resume=False, kill_at=None):
-    from mmdetnas.engine.structural_search import ModularSearch
+    from mmdetnas.engine.loops import ModularSearchLoop
 
-    class Scored(ModularSearch):
+    class Scored(ModularSearchLoop):
 
         def evaluate(self, genome):
-            index = len(self.engine.records)
+            index = len(self.records)
             if kill_at is not None and index == kill_at:
                 raise _Killed()
             c = self.candidate_config(genome, index)
@@ -165,17 +161,24 @@ def _scored_search(cfg, work_dir, resume=False, kill_at=None):
             path = osp.join(c.work_dir, 'config.py')
             c.dump(path)
             score, latency = _score(genome)
-            return dict(index=index, generation=self.engine.generation,
+            return dict(index=index, generation=self.generation,
                         code=self.space.to_json(genome), name=genome,
                         config=path, score=score, metrics={'s': score},
                         latency_ms=latency, flops=1, params=1,
                         train_seconds=0.0, feasible=True)
 
     c = copy.deepcopy(cfg)
+    c.train_cfg.update(population_size=4, max_generations=3,
+                       num_mutation=2, num_crossover=1, top_k=2)
+    return SearchRun(c, work_dir, Scored, resume=resume)
+
+
+def _refused(cfg, work_dir, resume):
+    """Run ``cfg`` as tools/search.py does (it must be refused)."""
+    from mmdetnas.apis.search import run_search
+    c = copy.deepcopy(cfg)
     c.work_dir = str(work_dir)
-    c.modular_search.update(population_size=4, max_generations=3,
-                            num_mutation=2, num_crossover=1, top_k=2)
-    return Scored(c, resume=resume)
+    run_search(c, resume=resume)
 
 
 def _lines(work_dir):
@@ -190,7 +193,7 @@ def test_resume_equals_an_uninterrupted_run_and_front(cfg, tmp_path):
     front = _scored_search(cfg, full).run()
     rows = _lines(full)
     assert len(rows) == 12 and len({r[2] for r in rows}) == 12
-    assert [r[2] for r in rows[:2]] == list(cfg.modular_search.init)
+    assert [r[2] for r in rows[:2]] == list(cfg.train_cfg.init)
     for kill_at in (1, 4, 10):
         wd = tmp_path / f'killed_{kill_at}'
         with pytest.raises(_Killed):
@@ -251,7 +254,7 @@ def test_a_new_search_in_a_used_work_dir_starts_over(cfg, tmp_path):
     again.run()
     assert _lines(earlier) == _lines(clean)
     assert all(r['config'].startswith(str(earlier))
-               for r in again.engine.records)
+               for r in again.records)
 
 
 def test_unknown_space_keys_are_refused_naming_them(cfg):
@@ -277,7 +280,7 @@ def test_an_unregistered_type_is_refused_before_any_training(cfg, tmp_path):
     for resume in (False, True):
         wd = tmp_path / f'r{int(resume)}'
         with pytest.raises(ValueError) as e:
-            _scored_search(bad, wd, resume=resume)
+            _refused(bad, wd, resume)
         msg = str(e.value)
         assert "model.neck.type='FPNN'" in msg and "'FPN'" in msg, msg
         assert 'before any training' in msg

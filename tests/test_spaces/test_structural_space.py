@@ -11,11 +11,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmdetnas.search.engine import SearchEngine
+from mmdetnas.search.population import Population
 from mmdetnas.spaces import PathSpace
 from mmdetnas.spaces.structural_space import StructuralSearchSpace
 from mmdetnas.utils.setup_env import register_all_modules
-from tests.e2e_utils import ROOT
+from tests.e2e_utils import ROOT, SearchRun
 
 CONFIG = osp.join(ROOT, 'configs', 'smnas',
                   'smnas_structural_faster-rcnn_mixed_fpn_quick_neon-trees.py')
@@ -166,7 +166,7 @@ def test_pareto_front_on_a_known_set(tmp_path):
     pts = [(round(rng.random(), 2), rng.randint(1, 20)) for _ in range(40)]
     pts += [(0.5, 5), (0.5, 5)]  # duplicates are both on or both off
     # the front reads only scores and costs; the space is any one
-    eng = SearchEngine(str(tmp_path), PathSpace('300M'), 'g',
+    eng = Population(str(tmp_path), PathSpace('300M'), 'g',
                        score_key='s', cost_key='c', multi_objective=True)
     for i, (s, c) in enumerate(pts):
         eng.records.append(dict(g=[i], score=s, c=c, generation=0))
@@ -190,12 +190,12 @@ class _Killed(Exception):
 def _scored_search(cfg, work_dir, resume=False, kill_at=None):
     """A StructuralSearch whose candidates are scored by a fixed function
     of the structure instead of training."""
-    from mmdetnas.engine.structural_search import StructuralSearch
+    from mmdetnas.engine.loops import StructuralSearchLoop
 
-    class Scored(StructuralSearch):
+    class Scored(StructuralSearchLoop):
 
         def evaluate(self, genome):
-            index = len(self.engine.records)
+            index = len(self.records)
             if kill_at is not None and index == kill_at:
                 raise _Killed()
             c = self.candidate_config(genome, index)
@@ -206,17 +206,24 @@ def _scored_search(cfg, work_dir, resume=False, kill_at=None):
             key = self.space.key(genome)
             score = (sum(map(ord, str(key))) % 97) / 97
             latency = 10.0 + (sum(map(ord, str(key[::-1]))) % 53)
-            return dict(index=index, generation=self.engine.generation,
+            return dict(index=index, generation=self.generation,
                         choices=dict(genome), name=self.space.label(genome),
                         config=path, score=score, metrics={'s': score},
                         latency_ms=latency, flops=1, params=1,
                         train_seconds=0.0, feasible=True)
 
     c = copy.deepcopy(cfg)
+    c.train_cfg.update(population_size=4, max_generations=3,
+                       num_mutation=2, num_crossover=1, top_k=2)
+    return SearchRun(c, work_dir, Scored, resume=resume)
+
+
+def _refused(cfg, work_dir, resume):
+    """Run ``cfg`` as tools/search.py does (it must be refused)."""
+    from mmdetnas.apis.search import run_search
+    c = copy.deepcopy(cfg)
     c.work_dir = str(work_dir)
-    c.structural_search.update(population_size=4, max_generations=3,
-                               num_mutation=2, num_crossover=1, top_k=2)
-    return Scored(c, resume=resume)
+    run_search(c, resume=resume)
 
 
 def _lines(work_dir):
@@ -260,7 +267,7 @@ def test_an_unregistered_type_is_refused_before_any_training(cfg, tmp_path):
     for resume in (False, True):
         wd = tmp_path / f'r{int(resume)}'
         with pytest.raises(ValueError) as e:
-            _scored_search(bad, wd, resume=resume)
+            _refused(bad, wd, resume)
         msg = str(e.value)
         assert 'neck.fpnn' in msg and "'FPNN'" in msg and "'FPN'" in msg
         assert not wd.exists() or not any(wd.iterdir())
@@ -297,11 +304,11 @@ def test_a_population_larger_than_the_space_says_why_it_stopped(
         backbone=dict(choices=dict(r18=comps.backbone.choices.r18)),
         neck=dict(choices={k: comps.neck.choices[k]
                            for k in list(comps.neck.choices)[:2]}))
-    small.structural_search.init = []
+    small.train_cfg.init = []
     search = _scored_search(small, tmp_path)
     assert search.space_size == 2
-    search.engine.population_size = 5
-    search.engine.num_mutation = search.engine.num_crossover = 1
+    search.population.population_size = 5
+    search.population.num_mutation = search.population.num_crossover = 1
     search.run()
     log = (tmp_path / 'search.log').read_text()
     assert 'population_size=5 is larger than the search space (2 ' \
@@ -314,23 +321,26 @@ def test_a_population_larger_than_the_space_says_why_it_stopped(
 def test_settings_and_score_key_are_checked_before_training(cfg, tmp_path):
     """``population_size=0`` is blamed on itself; a misspelt score key is
     refused against the evaluator's metric names, with the close one;
-    nothing is written."""
-    from mmdetnas.engine.structural_search import StructuralSearch
+    nothing is written (the search run as tools/search.py runs it)."""
+    from mmdetnas.apis.search import run_search
     from tests.e2e_utils import make_tiny_coco
     bad = copy.deepcopy(cfg)
     bad.work_dir = str(tmp_path / 'a')
-    bad.structural_search.update(population_size=0, num_mutation=1,
-                                 num_crossover=1)
-    with pytest.raises(ValueError, match=r'structural_search\.'
+    bad.train_cfg.update(population_size=0, num_mutation=1, num_crossover=1)
+    with pytest.raises(ValueError, match=r'train_cfg\.'
                        r'population_size must be an int >= 1.*got 0'):
-        StructuralSearch(bad)
+        run_search(bad)
+    assert not (tmp_path / 'a').exists()
     coco = make_tiny_coco(str(tmp_path / 'coco'))
     bad = copy.deepcopy(cfg)
     bad.work_dir = str(tmp_path / 'b')
     bad.val_evaluator.ann_file = coco['val']
-    bad.structural_search.score_key = 'coco/bbox_mAP50'
+    bad.train_cfg.score_key = 'coco/bbox_mAP50'
     with pytest.raises(ValueError) as e:
-        StructuralSearch(bad)
+        run_search(bad)
     assert "'coco/bbox_mAP50'" in str(e.value)
     assert "'coco/bbox_mAP_50'" in str(e.value)
     assert not (tmp_path / 'b').exists()
+    # a checkpoint is refused: this search trains its candidates
+    with pytest.raises(ValueError, match='takes no checkpoint'):
+        run_search(copy.deepcopy(cfg), checkpoint='supernet.pth')

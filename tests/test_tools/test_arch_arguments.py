@@ -1,9 +1,12 @@
 """The architecture argument of every tool that takes one: get_flops.py,
 export_subnet.py, ranking_correlation.py (one parser: mmdetnas.spaces.arch).
 
-get_flops.py's numbers are checked against counts made here: the DetNAS
-table (``arch_cost``, itself checked against a forward-hook count in
-tests/test_search/test_flops.py) and parameter sums of the built models.
+get_flops.py's numbers (:func:`mmdetnas.search.model_cost.config_flops`) are
+checked against counts made here: the DetNAS table (``arch_cost``, itself
+checked against a forward-hook count in tests/test_search/test_flops.py) and
+parameter sums of the built models. The tools' parsers are loaded from their
+files (``load_tool``); what they do is run by ``run_tool`` or called in the
+library.
 """
 import re
 
@@ -12,14 +15,11 @@ import torch
 from mmengine.config import Config
 
 from mmdetnas.models.backbones import DetNASShuffleNetV2
-from mmdetnas.search import arch_cost
+from mmdetnas.search import arch_cost, export_subnet, ranking_study
+from mmdetnas.search.model_cost import config_flops
 from mmdetnas.spaces import official_arch, PRESETS
 from mmdetnas.utils.setup_env import register_all_modules
-from tests.e2e_utils import ROOT, run_tool
-from tools.analysis_tools import get_flops as get_flops_tool
-from tools.analysis_tools import \
-    ranking_correlation as ranking_correlation_tool
-from tools.model_converters import export_subnet as export_subnet_tool
+from tests.e2e_utils import ROOT, load_tool, run_tool
 
 QS = 'configs/quickstart'
 DET_SUPERNET = (
@@ -35,9 +35,9 @@ ARCH = tuple(KSPACE.choices[i] for i in IDX)
 
 
 @pytest.fixture(scope='module')
-def flops_tool():
+def get_flops():
     register_all_modules()
-    return get_flops_tool
+    return config_flops
 
 
 def _params(module):
@@ -75,10 +75,10 @@ def test_get_flops_cli_comma_separated_arch():
     assert f'whole-model params: {model_params / 1e6:.3f} M' in out
 
 
-def test_get_flops_numbers(flops_tool):
+def test_get_flops_numbers(get_flops):
     cfg = Config.fromfile(f'{ROOT}/{DET_SUPERNET}')
     names = ','.join(ARCH)
-    r = flops_tool.get_flops(cfg, names, (96, 128))
+    r = get_flops(cfg, names, (96, 128))
     flops, params, model_params = _expected_det()
     assert r['arch'] == list(ARCH)
     assert (r['backbone_flops'], r['backbone_params']) == (flops, params)
@@ -87,81 +87,85 @@ def test_get_flops_numbers(flops_tool):
     assert r['shape'] == (96, 128)
     # the whole model at least does the backbone's convs (at 224x224 the
     # DetNAS count; at a larger input strictly more)
-    big = flops_tool.get_flops(cfg, names, (224, 224))
+    big = get_flops(cfg, names, (224, 224))
     assert big['model_flops'] > flops
     assert big['model_flops'] > r['model_flops'] > 0
     # the config is left as it was (a supernet)
     assert cfg.model.backbone.get('arch') is None
     # the same path in any form gives the same numbers
-    same = flops_tool.get_flops(cfg, IDX, (96, 128))
+    same = get_flops(cfg, IDX, (96, 128))
     assert same == r
 
 
-def test_get_flops_subnet_config(flops_tool):
+def test_get_flops_subnet_config(get_flops):
     """A fixed-arch config needs no --arch; its backbone is counted as
     built (independent of the table: a plain parameter sum)."""
     from mmdet.registry import MODELS
     cfg = Config.fromfile(f'{ROOT}/{SUBNET}')
     space, arch = official_arch('COCO-FPN-300M')
-    r = flops_tool.get_flops(cfg, None, (64, 64))
+    r = get_flops(cfg, None, (64, 64))
     assert r['arch'] == list(arch)
     assert r['backbone_flops'] == arch_cost(space, arch)[0]
     backbone = DetNASShuffleNetV2(arch=arch)
     assert r['backbone_params'] == _params(backbone)
     cfg.model.backbone.init_cfg = None
     assert r['model_params'] == _params(MODELS.build(cfg.model))
-    assert flops_tool.get_flops(cfg, 'COCO-FPN-300M', (64, 64)) == r
+    assert get_flops(cfg, 'COCO-FPN-300M', (64, 64)) == r
     with pytest.raises(ValueError, match='differs from the fixed arch'):
-        flops_tool.get_flops(cfg, 'COCO-RetinaNet-300M', (64, 64))
+        get_flops(cfg, 'COCO-RetinaNet-300M', (64, 64))
 
 
-def test_get_flops_bad_arch(flops_tool, capsys):
+def test_get_flops_bad_arch(get_flops, capsys):
     for bad in ('not-an-arch', '0,,1'):
         with pytest.raises(SystemExit) as e:
-            flops_tool.main([DET_SUPERNET, '--arch', bad])
+            load_tool('tools/analysis_tools/get_flops.py').parse_args(
+                [DET_SUPERNET, '--arch', bad])
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert 'argument --arch' in err and repr(bad) in err
         assert 'comma-separated' in err  # what was expected
     cfg = Config.fromfile(f'{ROOT}/{DET_SUPERNET}')
     with pytest.raises(ValueError) as e:
-        flops_tool.get_flops(cfg, '0,1,2', (64, 64))
+        get_flops(cfg, '0,1,2', (64, 64))
     assert "'0,1,2'" in str(e.value) and '20' in str(e.value)
     # shuffle_xception is no choice of the 300M-kernel space
     bad = ','.join(['shuffle_xception'] + list(ARCH[1:]))
     with pytest.raises(ValueError) as e:
-        flops_tool.get_flops(cfg, bad, (64, 64))
+        get_flops(cfg, bad, (64, 64))
     assert 'layer 0' in str(e.value) and 'shuffle_xception' in str(e.value)
     with pytest.raises(ValueError, match='pass --arch'):
-        flops_tool.get_flops(cfg, None, (64, 64))
+        get_flops(cfg, None, (64, 64))
 
 
 # ------------------------------------------------------ export_subnet.py
 def test_export_subnet_comma_separated_arch(tmp_path, capsys):
-    tool = export_subnet_tool
+    tool = load_tool('tools/model_converters/export_subnet.py')
     supernet = DetNASShuffleNetV2()
     ckpt = tmp_path / 'supernet.pth'
     torch.save(dict(state_dict=supernet.state_dict()), ckpt)
     space, arch = official_arch('COCO-FPN-300M')
     idx = [space.choices.index(c) for c in arch]
     out = tmp_path / 'sub.pth'
-    tool.main([str(ckpt), ','.join(map(str, idx)), str(out), '--prefix', ''])
+    run_tool(['tools/model_converters/export_subnet.py', str(ckpt),
+              ','.join(map(str, idx)), str(out), '--prefix', ''])
     saved = torch.load(out, map_location='cpu', weights_only=False)
     assert saved['meta']['arch'] == list(arch)
     DetNASShuffleNetV2(arch=arch).load_state_dict(saved['state_dict'])
     with pytest.raises(SystemExit) as e:
-        tool.main([str(ckpt), 'not-an-arch', str(out)])
+        tool.parse_args([str(ckpt), 'not-an-arch', str(out)])
     assert e.value.code == 2
     assert "'not-an-arch'" in capsys.readouterr().err
     # --search-space: the list is read against that space (40 layers)
+    args = tool.parse_args([str(ckpt), ','.join(map(str, idx)), str(out),
+                            '--prefix', '', '--search-space', '1.3G'])
     with pytest.raises(ValueError, match='40'):
-        tool.main([str(ckpt), ','.join(map(str, idx)), str(out),
-                   '--prefix', '', '--search-space', '1.3G'])
+        export_subnet(args.checkpoint, args.arch, args.out, args.prefix,
+                      args.search_space)
 
 
 # ------------------------------------------------ ranking_correlation.py
 def test_ranking_tool_arch_arguments(capsys):
-    tool = ranking_correlation_tool
+    tool = load_tool('tools/analysis_tools/ranking_correlation.py')
     space = PRESETS['300M']
     retina = official_arch('COCO-RetinaNet-300M')[1]
     text = ','.join(str(space.choices.index(c)) for c in retina)
@@ -170,7 +174,7 @@ def test_ranking_tool_arch_arguments(capsys):
     for flag in ('--arch', '--arch-file'):
         args = tool.parse_args(base + [flag, 'COCO-FPN-300M', text])
         assert args.arch_file == ['COCO-FPN-300M', text]
-        assert tool.select_archs(args, None, space) == [
+        assert ranking_study.select_archs(args, None, space) == [
             official_arch('COCO-FPN-300M')[1], retina]
     with pytest.raises(SystemExit) as e:
         tool.parse_args(base + ['--arch', 'COCO-FPN-300M', 'nope'])

@@ -1,4 +1,5 @@
-"""The install check (``tools/check_install.py``) and the CUDA decision of
+"""The install check (``tools/check_install.py`` over
+:mod:`mmdetnas.utils.install_check`) and the CUDA decision of
 ``tools/install.sh``, without a GPU and without building anything."""
 import os
 import shutil
@@ -9,7 +10,7 @@ import mmcv.ops
 import pytest
 import torch
 
-from tools import check_install
+from mmdetnas.utils import install_check
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -56,7 +57,7 @@ def test_real_cpu_ops_match_hand_values_and_check_passes():
         [27.5, 29.5, 47.5, 49.5])
     assert out[0, 1].flatten().tolist() == pytest.approx([3, 3, 3, 3])
 
-    check_install.check_cuda_ops('cpu')  # the same checks: no error
+    install_check.check_cuda_ops('cpu')  # the same checks: no error
 
 
 def test_missing_device_implementation_names_the_rebuild(monkeypatch):
@@ -68,7 +69,7 @@ def test_missing_device_implementation_names_the_rebuild(monkeypatch):
 
     monkeypatch.setattr(mmcv.ops, 'nms', nms_without_cuda)
     with pytest.raises(RuntimeError) as info:
-        check_install.check_cuda_ops('cpu')
+        install_check.check_cuda_ops('cpu')
     assert calls, 'the check did not call mmcv.ops.nms'
     message = str(info.value)
     assert 'mmcv was built without CUDA ops' in message
@@ -83,7 +84,7 @@ def test_roi_align_failure_is_reported_too(monkeypatch):
 
     monkeypatch.setattr(mmcv.ops, 'roi_align', roi_align_without_cuda)
     with pytest.raises(RuntimeError, match='mmcv.ops.roi_align') as info:
-        check_install.check_cuda_ops('cpu')
+        install_check.check_cuda_ops('cpu')
     _assert_names_rebuild(str(info.value))
 
 
@@ -95,21 +96,21 @@ def test_wrong_results_fail_the_check(monkeypatch):
 
     monkeypatch.setattr(mmcv.ops, 'nms', nms_keeping_everything)
     with pytest.raises(RuntimeError, match=r'keeps boxes \[0, 1, 2\]'):
-        check_install.check_cuda_ops('cpu')
+        install_check.check_cuda_ops('cpu')
 
     monkeypatch.setattr(mmcv.ops, 'nms', real_nms)
     monkeypatch.setattr(mmcv.ops, 'roi_align',
                         lambda feat, rois, size, *a: torch.zeros(
                             len(rois), feat.shape[1], *size))
     with pytest.raises(RuntimeError, match='roi_align on cpu gives wrong'):
-        check_install.check_cuda_ops('cpu')
+        install_check.check_cuda_ops('cpu')
 
 
 def test_main_fails_where_cuda_is_there_but_the_ops_are_not(
         monkeypatch, capsys):
     # pretend a GPU: the check runs (on CPU tensors) with an nms that fails
     # as a CPU-only mmcv fails on CUDA tensors
-    real_check = check_install.check_cuda_ops
+    real_check = install_check.check_cuda_ops
     devices = []
 
     def check_on_cpu(device='cuda'):
@@ -120,15 +121,15 @@ def test_main_fails_where_cuda_is_there_but_the_ops_are_not(
         raise RuntimeError(MISSING_CUDA)
 
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    monkeypatch.setattr(check_install, 'check_cuda_ops', check_on_cpu)
+    monkeypatch.setattr(install_check, 'check_cuda_ops', check_on_cpu)
     monkeypatch.setattr(mmcv.ops, 'nms', nms_without_cuda)
-    assert check_install.main(['--mmcv-only']) == 1
+    assert install_check.check_install(mmcv_only=True) == 1
     assert devices == ['cuda']
     err = capsys.readouterr().err
     assert 'built without CUDA ops' in err
     _assert_names_rebuild(err)
     # CPU ops asked for (MMCV_WITH_CUDA=0): only a warning
-    assert check_install.main(['--mmcv-only', '--expect', 'cpu']) == 0
+    assert install_check.check_install('cpu', mmcv_only=True) == 0
     assert 'WARNING' in capsys.readouterr().err
 
 
@@ -137,7 +138,7 @@ def test_main_without_cuda_skips_the_cuda_check(capsys):
     import mmdet
 
     import mmdetnas
-    assert check_install.main([]) == 0
+    assert install_check.check_install() == 0
     out = capsys.readouterr().out
     assert f'mmdetnas {mmdetnas.__version__} ready: mmdet ' \
         f'{mmdet.__version__} mmcv {mmcv.__version__}' in out
@@ -151,7 +152,7 @@ def test_main_without_cuda_skips_the_cuda_check(capsys):
 @pytest.mark.skipif(not CPU_ONLY_MMCV, reason='mmcv has CUDA ops here')
 def test_expect_cuda_rejects_a_cpu_only_mmcv(capsys):
     # the reuse check of install.sh: must not keep a CPU-only mmcv
-    assert check_install.main(['--mmcv-only', '--expect', 'cuda']) == 1
+    assert install_check.check_install('cuda', mmcv_only=True) == 1
     err = capsys.readouterr().err
     assert 'get_compiling_cuda_version() is "not available"' in err
     _assert_names_rebuild(err)
@@ -179,15 +180,15 @@ def test_want_cuda_switch_and_auto(tmp_path):
     notes = []
 
     def want(cuda='12.1', gpus=1, **env):
-        return check_install.want_cuda(
+        return install_check.want_cuda(
             env, lambda: cuda, lambda: gpus, notes.append)
 
     # 0: CPU only, whatever is installed; torch is not asked
-    assert check_install.want_cuda(
+    assert install_check.want_cuda(
         {'MMCV_WITH_CUDA': '0', 'PATH': with_nvcc}, _never, _never) is False
     # unset: no nvcc on PATH -> CPU, torch is not asked
-    assert check_install.want_cuda({'PATH': without}, _never, _never) is False
-    assert check_install.want_cuda(
+    assert install_check.want_cuda({'PATH': without}, _never, _never) is False
+    assert install_check.want_cuda(
         {'PATH': without, 'MMCV_WITH_CUDA': ''}, _never, _never) is False
     # unset: nvcc and a CUDA torch -> CUDA ops
     assert want(PATH=with_nvcc) is True
@@ -195,7 +196,7 @@ def test_want_cuda_switch_and_auto(tmp_path):
     assert want(cuda=None, PATH=with_nvcc) is False
     assert 'torch is a CPU build' in notes[-1]
     # the GPU count is only needed without TORCH_CUDA_ARCH_LIST
-    assert check_install.want_cuda(
+    assert install_check.want_cuda(
         {'PATH': with_nvcc, 'TORCH_CUDA_ARCH_LIST': '8.0;9.0+PTX'},
         lambda: '12.1', _never) is True
     with pytest.raises(ValueError, match='TORCH_CUDA_ARCH_LIST is unset'):
@@ -208,9 +209,9 @@ def test_want_cuda_switch_and_auto(tmp_path):
 def test_want_cuda_rejects_bad_values(tmp_path):
     with_nvcc = _bin(tmp_path, 'with', nvcc=True)
     with pytest.raises(ValueError, match="MMCV_WITH_CUDA='yes': expected 1"):
-        check_install.want_cuda({'MMCV_WITH_CUDA': 'yes'}, _never, _never)
+        install_check.want_cuda({'MMCV_WITH_CUDA': 'yes'}, _never, _never)
     with pytest.raises(ValueError, match="'sm_90' is not a compute"):
-        check_install.want_cuda(
+        install_check.want_cuda(
             {'PATH': with_nvcc, 'TORCH_CUDA_ARCH_LIST': '8.0;sm_90'},
             lambda: '12.1', _never)
 
@@ -224,20 +225,20 @@ def test_want_cuda_forced(tmp_path):
     empty_toolkit.mkdir()
     forced = {'MMCV_WITH_CUDA': '1', 'PATH': without}
     # nvcc where torch's build finds it: $CUDA_HOME/bin, not only PATH
-    assert check_install.want_cuda(
+    assert install_check.want_cuda(
         dict(forced, CUDA_HOME=str(toolkit)), lambda: '12.1', lambda: 1)
     with pytest.raises(ValueError, match='no nvcc was found'):
-        check_install.want_cuda(dict(forced, CUDA_HOME=str(empty_toolkit)),
+        install_check.want_cuda(dict(forced, CUDA_HOME=str(empty_toolkit)),
                                 lambda: '12.1', lambda: 1)
     # a CPU torch cannot take CUDA ops: say so instead of building
     with pytest.raises(ValueError, match='torch is a CPU build') as info:
-        check_install.want_cuda(dict(forced, CUDA_HOME=str(toolkit)),
+        install_check.want_cuda(dict(forced, CUDA_HOME=str(toolkit)),
                                 lambda: None, _never)
     assert 'TORCH_SPEC=' in str(info.value)
 
 
 def test_torch_cuda_version_of_the_installed_torch():
-    assert check_install.torch_cuda_version() == torch.version.cuda
+    assert install_check.torch_cuda_version() == torch.version.cuda
 
 
 def _fake_torch(tmp_path, cuda, gpus=0, importable=True):

@@ -11,12 +11,11 @@ import os
 import pytest
 import torch
 
+from mmdetnas.models import convert_reference_file
 from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.search import export_subnet
 from mmdetnas.spaces import PRESETS, save_arch_file
-from tests.e2e_utils import run_tool
-from tools.model_converters import detnas_to_mmdetnas as convert_tool
-from tools.model_converters import export_subnet as export_tool
+from tests.e2e_utils import load_tool, run_tool
 
 KSPACE = PRESETS['300M-kernel']
 
@@ -36,11 +35,14 @@ def supernet(request, tmp_path):
 
 
 def refused(tmp_path, *args):
-    """Run export_subnet.py's main; returns the error, asserting that no
-    output was written."""
+    """Run what export_subnet.py runs for its command line ``args``
+    (its parser, then :func:`export_subnet`); returns the error, asserting
+    that no output was written."""
     out = tmp_path / 'out' / 'subnet.pth'
+    a = load_tool('tools/model_converters/export_subnet.py').parse_args(
+        [*args[:2], str(out), *args[2:]])
     with pytest.raises(ValueError) as e:
-        export_tool.main([*args[:2], str(out), *args[2:]])
+        export_subnet(a.checkpoint, a.arch, a.out, a.prefix, a.search_space)
     assert not (tmp_path / 'out').exists()
     return str(e.value)
 
@@ -130,7 +132,7 @@ def test_a_torch_file_holding_a_tensor(tmp_path):
     torch.save(torch.zeros(3, 4), src)
     dst = tmp_path / 'out.pth'
     with pytest.raises(ValueError) as e:
-        convert_tool.main([str(src), str(dst)])
+        convert_reference_file(str(src), str(dst))
     msg = str(e.value)
     assert str(src) in msg and 'Tensor of shape (3, 4)' in msg
     assert 'expected a dict of named tensors' in msg

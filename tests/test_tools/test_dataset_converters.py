@@ -1,6 +1,7 @@
-"""Tests of tools/dataset_converters: split_search_set.py,
-prepare_neon_trees.py and prepare_fashion_mnist.py, on tiny synthetic
-inputs built in ``tmp_path``."""
+"""Tests of the dataset converters (mmdetnas.datasets.converters, the
+library behind tools/dataset_converters: split_search_set.py,
+prepare_neon_trees.py and prepare_fashion_mnist.py), on tiny synthetic
+inputs built in ``tmp_path``; each tool's command line is run once."""
 import gzip
 import json
 import os
@@ -13,26 +14,24 @@ import cv2
 import numpy as np
 import pytest
 
-from tools.dataset_converters import \
-    prepare_fashion_mnist as prepare_fashion_mnist_tool
-from tools.dataset_converters import \
-    prepare_neon_trees as prepare_neon_trees_tool
-from tools.dataset_converters import split_search_set as split_search_set_tool
+from mmdetnas.datasets.converters import (fashion_mnist, neon_trees,
+                                          search_split)
+from tests.e2e_utils import run_tool
 
 
 @pytest.fixture(scope='module')
 def split_tool():
-    return split_search_set_tool
+    return search_split
 
 
 @pytest.fixture(scope='module')
 def neon_tool():
-    return prepare_neon_trees_tool
+    return neon_trees
 
 
 @pytest.fixture(scope='module')
 def fashion_tool():
-    return prepare_fashion_mnist_tool
+    return fashion_mnist
 
 
 # --------------------------------------------------------- split_search_set
@@ -73,9 +72,7 @@ def test_split_coco(tmp_path, split_tool, capsys):
     coco = _tiny_coco()
     ann_file = _write_json(tmp_path / 'instances_train.json', coco)
     out_dir = tmp_path / 'out'
-    paths = split_tool.main(
-        [ann_file, '--num', '6', '--seed', '3', '--out-dir',
-         str(out_dir)])
+    paths = split_tool.split_search_set(ann_file, 6, 3, str(out_dir))
     assert [osp.basename(p) for p in paths] == [
         'instances_train_supernet_train.json',
         'instances_train_search_val.json'
@@ -113,11 +110,7 @@ def test_split_deterministic(tmp_path, split_tool):
     ann_file = _write_json(tmp_path / 'train.json', _tiny_coco())
     outs = []
     for name, seed in (('a', 0), ('b', 0), ('c', 1)):
-        split_tool.main([
-            ann_file, '--num', '5', '--seed',
-            str(seed), '--out-dir',
-            str(tmp_path / name)
-        ])
+        split_tool.split_search_set(ann_file, 5, seed, str(tmp_path / name))
         outs.append((tmp_path / name / 'train_search_val.json').read_bytes())
     assert outs[0] == outs[1]
     assert outs[0] != outs[2]  # another seed, another split
@@ -129,7 +122,7 @@ def test_split_voc_list(tmp_path, split_tool):
     ids = [f'{i:06d}' for i in range(1, 31)]
     ann_file = tmp_path / 'trainval.txt'
     ann_file.write_text('\n'.join(ids) + '\n\n')  # trailing blank line
-    split_tool.main([str(ann_file), '--num', '8', '--out-dir', str(tmp_path)])
+    split_tool.split_search_set(str(ann_file), 8, out_dir=str(tmp_path))
     train = (tmp_path / 'trainval_supernet_train.txt').read_text().split()
     val = (tmp_path / 'trainval_search_val.txt').read_text().split()
     assert len(val) == 8 and len(train) == 22
@@ -138,23 +131,25 @@ def test_split_voc_list(tmp_path, split_tool):
     assert train == sorted(train) and val == sorted(val)  # input order
 
 
-def test_split_errors(tmp_path, split_tool, capsys):
+def test_split_errors(tmp_path, split_tool):
     ann_file = _write_json(tmp_path / 'train.json', _tiny_coco(12))
-    for num in ('12', '13'):
-        with pytest.raises(SystemExit):
-            split_tool.main([ann_file, '--num', num])
-        err = capsys.readouterr().err
-        assert f'--num ({num})' in err and '(12)' in err
-    with pytest.raises(SystemExit):
-        split_tool.main([ann_file, '--num', '0'])
-    assert '--num must be >= 1' in capsys.readouterr().err
+    for num in (12, 13):
+        with pytest.raises(ValueError) as e:
+            split_tool.split_search_set(ann_file, num)
+        assert f'--num ({num})' in str(e.value) and '(12)' in str(e.value)
+    with pytest.raises(ValueError, match='--num must be >= 1'):
+        split_tool.split_search_set(ann_file, 0)
     missing = str(tmp_path / 'nope.json')
-    with pytest.raises(SystemExit):
-        split_tool.main([missing, '--num', '1'])
-    assert missing in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        split_tool.main([str(tmp_path / 'x.csv'), '--num', '1'])
-    assert "'.csv'" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError) as e:
+        split_tool.split_search_set(missing, 1)
+    assert missing in str(e.value)
+    with pytest.raises(ValueError, match="'.csv'"):
+        split_tool.split_search_set(str(tmp_path / 'x.csv'), 1)
+    # the command line: a usage error naming the input, nothing written
+    proc = run_tool(['tools/dataset_converters/split_search_set.py',
+                     ann_file, '--num', '12'], check=False)
+    assert proc.returncode == 2
+    assert '--num (12)' in proc.stderr and ann_file in proc.stderr
     # malformed inputs
     coco = _tiny_coco(4)
     coco['annotations'][0]['image_id'] = 12345
@@ -291,7 +286,7 @@ def test_neon_parse_voc_xml(neon_tool):
 def test_neon_prepare(tmp_path, neon_tool, capsys):
     wheel = _fake_wheel(tmp_path / 'deepforest.whl', neon_tool)
     out = tmp_path / 'neon'
-    neon_tool.main(['--out-dir', str(out), '--wheel', wheel, '--tile', '40'])
+    neon_tool.prepare_neon_trees(str(out), wheel, 40)
     stdout = capsys.readouterr().out
     assert 'supernet_train' in stdout and 'test' in stdout
     cocos = {
@@ -394,18 +389,16 @@ def test_neon_prepare(tmp_path, neon_tool, capsys):
 def test_neon_deterministic_and_idempotent(tmp_path, neon_tool):
     wheel = _fake_wheel(tmp_path / 'deepforest.whl', neon_tool)
     a, b = tmp_path / 'a', tmp_path / 'b'
-    neon_tool.main(['--out-dir', str(a), '--wheel', wheel, '--tile', '40'])
-    neon_tool.main(['--out-dir', str(b), '--wheel', wheel, '--tile', '40'])
+    neon_tool.prepare_neon_trees(str(a), wheel, 40)
+    neon_tool.prepare_neon_trees(str(b), wheel, 40)
     first = _read_tree(a)
     assert first == _read_tree(b)
     # re-running in place gives the same files
-    neon_tool.main(['--out-dir', str(a), '--wheel', wheel, '--tile', '40'])
+    neon_tool.prepare_neon_trees(str(a), wheel, 40)
     assert _read_tree(a) == first
     # another seed may move tiles between supernet_train and search_val
     # but never changes the union
-    neon_tool.main(
-        ['--out-dir',
-         str(b), '--wheel', wheel, '--tile', '40', '--seed', '5'])
+    neon_tool.prepare_neon_trees(str(b), wheel, 40, seed=5)
     lists = [
         set((d /
              'VOC2007/ImageSets/Main/supernet_train.txt').read_text().split())
@@ -415,7 +408,7 @@ def test_neon_deterministic_and_idempotent(tmp_path, neon_tool):
     ]
     assert lists[0] == lists[1]
     # another tile size in the same folder: no stale tiles are left
-    neon_tool.main(['--out-dir', str(a), '--wheel', wheel, '--tile', '50'])
+    neon_tool.prepare_neon_trees(str(a), wheel, 50)
     listed = set()
     for split in neon_tool.SPLITS:
         listed |= set((a / 'VOC2007' / 'ImageSets' / 'Main' /
@@ -442,7 +435,7 @@ def test_neon_wheel_download_and_reuse(tmp_path, neon_tool, monkeypatch):
 
     monkeypatch.setattr(neon_tool.subprocess, 'run', fake_run)
     out = tmp_path / 'neon'
-    neon_tool.main(['--out-dir', str(out), '--tile', '40'])
+    neon_tool.prepare_neon_trees(str(out), tile=40)
     assert len(calls) == 1
     assert calls[0][1:] == [
         '-m', 'pip', 'download', '--no-deps', 'deepforest==2.1.0', '-d',
@@ -450,31 +443,36 @@ def test_neon_wheel_download_and_reuse(tmp_path, neon_tool, monkeypatch):
     ]
     assert (out / 'downloads' / neon_tool.WHEEL_NAME).is_file()
     # the second run reuses the downloaded wheel
-    neon_tool.main(['--out-dir', str(out), '--tile', '40'])
+    neon_tool.prepare_neon_trees(str(out), tile=40)
     assert len(calls) == 1
     assert (out / 'annotations' / 'test.json').is_file()
 
 
-def test_neon_errors(tmp_path, neon_tool, capsys, monkeypatch):
+def test_neon_errors(tmp_path, neon_tool, monkeypatch):
     missing = str(tmp_path / 'missing.whl')
-    with pytest.raises(SystemExit):
-        neon_tool.main(['--out-dir', str(tmp_path / 'o'), '--wheel', missing])
-    assert missing in capsys.readouterr().err
+    with pytest.raises(neon_tool.SourceError) as e:
+        neon_tool.prepare_neon_trees(str(tmp_path / 'o'), missing)
+    assert missing in str(e.value)
     # a wheel without one of the images
     wheel = _fake_wheel(
         tmp_path / 'partial.whl', neon_tool, skip=('OSBS_029.png', ))
-    with pytest.raises(SystemExit):
-        neon_tool.main(['--out-dir', str(tmp_path / 'o'), '--wheel', wheel])
-    assert 'deepforest/data/OSBS_029.png' in capsys.readouterr().err
+    with pytest.raises(neon_tool.SourceError) as e:
+        neon_tool.prepare_neon_trees(str(tmp_path / 'o'), wheel)
+    assert 'deepforest/data/OSBS_029.png' in str(e.value)
+    # the command line: a usage error naming the file
+    proc = run_tool(['tools/dataset_converters/prepare_neon_trees.py',
+                     '--out-dir', str(tmp_path / 'o'), '--wheel', wheel],
+                    check=False)
+    assert proc.returncode == 2
+    assert 'deepforest/data/OSBS_029.png' in proc.stderr
 
     # pip failing
     class Failed:
         returncode = 1
 
     monkeypatch.setattr(neon_tool.subprocess, 'run', lambda *a, **k: Failed)
-    with pytest.raises(SystemExit):
-        neon_tool.main(['--out-dir', str(tmp_path / 'o')])
-    assert '--wheel' in capsys.readouterr().err
+    with pytest.raises(neon_tool.SourceError, match='--wheel'):
+        neon_tool.prepare_neon_trees(str(tmp_path / 'o'))
 
 
 # ---------------------------------------------------- prepare_fashion_mnist
@@ -503,10 +501,7 @@ def fashion_src(tmp_path):
 
 def test_fashion_layout(tmp_path, fashion_src, fashion_tool):
     out = tmp_path / 'fm'
-    fashion_tool.main(
-        ['--src',
-         str(fashion_src), '--out-dir',
-         str(out), '--size', '16'])
+    fashion_tool.prepare_fashion_mnist(str(fashion_src), str(out), size=16)
     classes = (out / 'meta' / 'classes.txt').read_text().split()
     assert classes == [
         'T-shirt_top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
@@ -527,13 +522,11 @@ def test_fashion_layout(tmp_path, fashion_src, fashion_tool):
 
 
 def test_fashion_balanced_subset(tmp_path, fashion_src, fashion_tool):
-    args = [
-        '--src',
-        str(fashion_src), '--num-train', '20', '--num-val', '13', '--size', '8'
-    ]
-    counts = fashion_tool.main(args + ['--out-dir', str(tmp_path / 'a')])
+    args = dict(src=str(fashion_src), num_train=20, num_val=13, size=8)
+    counts = fashion_tool.prepare_fashion_mnist(
+        out_dir=str(tmp_path / 'a'), **args)
     assert counts == dict(train=20, val=13)
-    fashion_tool.main(args + ['--out-dir', str(tmp_path / 'b')])
+    fashion_tool.prepare_fashion_mnist(out_dir=str(tmp_path / 'b'), **args)
     meta = {}
     for d in ('a', 'b'):
         meta[d] = {
@@ -552,22 +545,23 @@ def test_fashion_balanced_subset(tmp_path, fashion_src, fashion_tool):
 
 
 def test_fashion_errors(tmp_path, fashion_src, fashion_tool):
-    with pytest.raises(SystemExit) as e:
-        fashion_tool.main([
-            '--src',
-            str(tmp_path / 'none'), '--out-dir',
-            str(tmp_path / 'o')
-        ])
-    msg = str(e.value.code)
+    with pytest.raises(FileNotFoundError) as e:
+        fashion_tool.prepare_fashion_mnist(str(tmp_path / 'none'),
+                                           str(tmp_path / 'o'))
+    msg = str(e.value)
     assert 'sudo apt-get install dataset-fashion-mnist' in msg
     assert '--src' in msg and str(tmp_path / 'none') in msg
+    # the command line: the message, exit status 1
+    proc = run_tool(['tools/dataset_converters/prepare_fashion_mnist.py',
+                     '--src', str(tmp_path / 'none'), '--out-dir',
+                     str(tmp_path / 'o')], check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == msg
     os.remove(fashion_src / 't10k-labels-idx1-ubyte.gz')
-    with pytest.raises(SystemExit) as e:
-        fashion_tool.main(
-            ['--src',
-             str(fashion_src), '--out-dir',
-             str(tmp_path / 'o')])
-    assert 't10k-labels-idx1-ubyte.gz' in str(e.value.code)
+    with pytest.raises(FileNotFoundError) as e:
+        fashion_tool.prepare_fashion_mnist(str(fashion_src),
+                                           str(tmp_path / 'o'))
+    assert 't10k-labels-idx1-ubyte.gz' in str(e.value)
     bad = tmp_path / 'bad.gz'
     with gzip.open(bad, 'wb') as f:
         f.write(b'\x01\x02\x03\x04')

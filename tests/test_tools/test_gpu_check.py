@@ -1,6 +1,6 @@
-"""tools/gpu_check.py: the CPU mode end to end (a smoke test of the GPU
-check itself: what a CPU can run passes, the CUDA rows are skipped), and
-how a failing or dependent check is reported."""
+"""tools/gpu_check.py (mmdetnas.apis.gpu_check): the CPU mode end to end (a
+smoke test of the GPU check itself: what a CPU can run passes, the CUDA rows
+are skipped), and how a failing or dependent check is reported."""
 import os
 import re
 import subprocess
@@ -8,10 +8,8 @@ import sys
 
 import pytest
 
-from tests.e2e_utils import ROOT
-
-sys.path.insert(0, ROOT)
-from tools import gpu_check  # noqa: E402
+from mmdetnas.apis import gpu_check
+from tests.e2e_utils import ROOT, load_tool
 
 
 def _rows(table):
@@ -73,7 +71,7 @@ def test_a_failing_check_fails_the_command_and_its_dependents_skip(
         monkeypatch.setattr(gpu_check.Check, name, never)
     monkeypatch.setattr(gpu_check.Check, 'structural_search', lambda self: (
         gpu_check.PASS, 'stub'))
-    code = gpu_check.main(['--work-dir', str(tmp_path / 'wd'), '--smoke'])
+    code = gpu_check.run_gpu_check(str(tmp_path / 'wd'), smoke=True)
     assert code == 1
     rows = _rows((tmp_path / 'wd' / 'gpu_check.md').read_text())
     assert rows['supernet training, torchrun + --resume'] == (
@@ -85,8 +83,15 @@ def test_a_failing_check_fails_the_command_and_its_dependents_skip(
     assert 'FAILED: supernet training' in capsys.readouterr().out
 
 
-def test_bad_arguments_are_named():
+def test_bad_arguments_are_named(capsys):
+    tool = load_tool('tools/gpu_check.py')
     with pytest.raises(SystemExit):
-        gpu_check.parse_args(['--gpus', '0'])
+        tool.parse_args(['--gpus', '0'])
+    assert '--gpus must be >= 1' in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        gpu_check.parse_args(['--iters', '1'])
+        tool.parse_args(['--iters', '1'])
+    assert '--iters must be >= 2' in capsys.readouterr().err
+    with pytest.raises(ValueError, match='--gpus must be >= 1'):
+        gpu_check.run_gpu_check(gpus=0)
+    with pytest.raises(ValueError, match='--iters must be >= 2'):
+        gpu_check.run_gpu_check(iters=1)

@@ -1,5 +1,8 @@
 """Tests of tools/model_converters: export_subnet.py and
-detnas_to_mmdetnas.py."""
+detnas_to_mmdetnas.py, through the library calls they make
+(:func:`mmdetnas.search.export_subnet`,
+:func:`mmdetnas.models.convert_reference_file`) and run as a user runs
+them."""
 import json
 import os.path as osp
 import random
@@ -7,14 +10,12 @@ import random
 import pytest
 import torch
 
+from mmdetnas.models import convert_reference_file
 from mmdetnas.models.backbones import DetNASShuffleNetV2
-from mmdetnas.search import arch_cost
+from mmdetnas.search import arch_cost, export_subnet
 from mmdetnas.spaces import (arch_to_indices, load_arch_file, OFFICIAL_ARCHS,
                              PRESETS)
-from tests.e2e_utils import ROOT
-from tools.model_converters import \
-    detnas_to_mmdetnas as detnas_to_mmdetnas_tool
-from tools.model_converters import export_subnet as export_subnet_tool
+from tests.e2e_utils import ROOT, run_tool
 
 # the reference key layout (names and shapes of the official backbones and
 # the 300M supernet, read from megvii-model/DetNAS checkpoints)
@@ -28,11 +29,6 @@ def _read(path):
 
 
 # ------------------------------------------------------------ export_subnet
-@pytest.fixture(scope='module')
-def export_tool():
-    return export_subnet_tool
-
-
 def _supernet_checkpoint(path):
     torch.manual_seed(0)
     supernet = DetNASShuffleNetV2()
@@ -46,15 +42,16 @@ def _supernet_checkpoint(path):
     return state
 
 
-def test_export_subnet(tmp_path, export_tool, capsys):
+def test_export_subnet(tmp_path):
     src = str(tmp_path / 'supernet.pth')
     dst = str(tmp_path / 'out' / 'subnet.pth')
     state = _supernet_checkpoint(src)
     rng = random.Random(0)
     idx = [rng.randrange(4) for _ in range(20)]
     arch = tuple(NAMES[i] for i in idx)
-    export_tool.main([src, ','.join(map(str, idx)), dst])
-    assert 'exported subnet' in capsys.readouterr().out
+    proc = run_tool(['tools/model_converters/export_subnet.py', src,
+                     ','.join(map(str, idx)), dst])
+    assert 'exported subnet' in proc.stdout
 
     ckpt = _read(dst)
     assert 'optimizer' not in ckpt
@@ -78,20 +75,20 @@ def test_export_subnet(tmp_path, export_tool, capsys):
     assert space is PRESETS['300M'] and arch_from_file == arch
 
 
-def test_export_official_name_and_names(tmp_path, export_tool):
+def test_export_official_name_and_names(tmp_path):
     src = str(tmp_path / 'supernet.pth')
     _supernet_checkpoint(src)
     dst = str(tmp_path / 'fpn.pth')
-    export_tool.main([src, 'COCO-FPN-300M', dst])
+    export_subnet(src, 'COCO-FPN-300M', dst)
     arch = tuple(NAMES[i] for i in OFFICIAL_ARCHS['COCO-FPN-300M'][1])
     assert _read(dst)['meta']['arch'] == list(arch)
     dst2 = str(tmp_path / 'names.pth')
-    export_tool.main([src, ','.join(arch), dst2])
+    export_subnet(src, ','.join(arch), dst2)
     a, b = _read(dst)['state_dict'], _read(dst2)['state_dict']
     assert set(a) == set(b)
 
 
-def test_export_missing_block(tmp_path, export_tool):
+def test_export_missing_block(tmp_path):
     src = str(tmp_path / 'supernet.pth')
     state = _supernet_checkpoint(src)
     arch = ['shuffle_5x5'] * 20
@@ -102,24 +99,17 @@ def test_export_missing_block(tmp_path, export_tool):
     }
     torch.save(dict(state_dict=state), src)
     with pytest.raises(KeyError, match='3'):
-        export_tool.main([src, ','.join(arch), str(tmp_path / 'x.pth')])
+        export_subnet(src, ','.join(arch), str(tmp_path / 'x.pth'))
     assert not osp.exists(tmp_path / 'x.pth')
     # another prefix than the checkpoint's: nothing found
     _supernet_checkpoint(src)
     with pytest.raises(KeyError):
-        export_tool.main([
-            src, ','.join(arch),
-            str(tmp_path / 'y.pth'), '--prefix', 'model.backbone.'
-        ])
+        export_subnet(src, ','.join(arch), str(tmp_path / 'y.pth'),
+                      prefix='model.backbone.')
 
 
 # ------------------------------------------------------- detnas_to_mmdetnas
 REFERENCE_PREFIX = 'module.backbone.body.'
-
-
-@pytest.fixture(scope='module')
-def convert_tool():
-    return detnas_to_mmdetnas_tool
 
 
 @pytest.fixture(scope='module')
@@ -170,8 +160,7 @@ def _expected_key(ref_key, choice):
     'COCO-FPN-300M', 'COCO-RetinaNet-300M', 'COCO-FPN-1.3G', 'COCO-FPN-3.8G',
     'COCO-FPN-300M-search'
 ])
-def test_convert_reference_layouts(tmp_path, convert_tool, reference_keys,
-                                   entry):
+def test_convert_reference_layouts(tmp_path, reference_keys, entry):
     layout = reference_keys[entry]
     ref = _synthesize(layout)
     src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'out' / 'conv.pth')
@@ -180,7 +169,8 @@ def test_convert_reference_layouts(tmp_path, convert_tool, reference_keys,
             REFERENCE_PREFIX + k: v
             for k, v in ref.items()
         }), src)
-    out, space, arch = convert_tool.main([src, dst])
+    res, _ = convert_reference_file(src, dst)
+    out, space, arch = res.backbone, res.space, res.arch
     saved = _read(dst)['state_dict']
     # every reference tensor placed, plus the shuffle-order record
     assert set(saved) == set(out) | {'shuffle_order'}
@@ -223,11 +213,11 @@ def test_convert_reference_layouts(tmp_path, convert_tool, reference_keys,
         assert torch.equal(model_state[new], ref[k]), (k, new)
 
 
-def test_convert_documented_mapping(tmp_path, convert_tool, reference_keys):
+def test_convert_documented_mapping(tmp_path, reference_keys):
     ref = _synthesize(reference_keys['COCO-FPN-300M'], seed=1)
     src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'conv.pth')
     torch.save({REFERENCE_PREFIX + k: v for k, v in ref.items()}, src)
-    out, _, _ = convert_tool.main([src, dst, '--prefix', 'backbone.'])
+    convert_reference_file(src, dst, prefix='backbone.')
     saved = _read(dst)['state_dict']
     pairs = {
         'first_conv.conv.weight':
@@ -257,7 +247,7 @@ def test_convert_documented_mapping(tmp_path, convert_tool, reference_keys):
     assert all(k.startswith('backbone.') for k in saved)
 
 
-def test_convert_unknown_key(tmp_path, convert_tool, reference_keys):
+def test_convert_unknown_key(tmp_path, reference_keys):
     ref = _synthesize(reference_keys['COCO-FPN-300M'])
     src = str(tmp_path / 'ref.pth')
     for extra in ('features.0.conv.0.interstellar1a_mystery_conv.weight',
@@ -266,17 +256,17 @@ def test_convert_unknown_key(tmp_path, convert_tool, reference_keys):
         state[REFERENCE_PREFIX + extra] = torch.zeros(2)
         torch.save(dict(state_dict=state), src)
         with pytest.raises(KeyError):
-            convert_tool.main([src, str(tmp_path / 'x.pth')])
+            convert_reference_file(src, str(tmp_path / 'x.pth'))
         assert not osp.exists(tmp_path / 'x.pth')
 
 
-def test_convert_missing_key(tmp_path, convert_tool, reference_keys):
+def test_convert_missing_key(tmp_path, reference_keys):
     ref = _synthesize(reference_keys['COCO-FPN-300M'])
     ref.pop('features.5.conv.1.interstellar2b_shufflenet_5x5_branch2b.weight')
     src = str(tmp_path / 'ref.pth')
     torch.save(ref, src)
     with pytest.raises(RuntimeError, match='Missing'):
-        convert_tool.main([src, str(tmp_path / 'x.pth')])
+        convert_reference_file(src, str(tmp_path / 'x.pth'))
 
 
 # ------------------------------------------ whole reference checkpoints
@@ -367,14 +357,12 @@ OFFICIAL_RETINA = 'configs/detnas/detnas_official_retinanet_shufflenetv2-' \
     '300m_fpn_1x_coco.py'
 
 
-def test_convert_reference_faster_rcnn(tmp_path, convert_tool,
-                                       reference_keys, capsys):
+def test_convert_reference_faster_rcnn(tmp_path, reference_keys):
     g = torch.Generator().manual_seed(3)
     ref = _reference_faster_rcnn(reference_keys['COCO-FPN-300M'], g)
     src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'det.pth')
     torch.save({'model': ref}, src)  # what the reference saves
-    convert_tool.main([src, dst, '--config', OFFICIAL_FRCNN])
-    printed = capsys.readouterr().out
+    _, printed = convert_reference_file(src, dst, config=OFFICIAL_FRCNN)
     assert 'whole detector' in printed and 'anchor_generator' in printed
     ckpt = _read(dst)
     meta, saved = ckpt['meta'], ckpt['state_dict']
@@ -429,7 +417,7 @@ def test_convert_reference_faster_rcnn(tmp_path, convert_tool,
 
     # --backbone-only: bare backbone keys plus the shuffle-order record
     bdst = str(tmp_path / 'backbone.pth')
-    convert_tool.main([src, bdst, '--backbone-only'])
+    convert_reference_file(src, bdst, backbone_only=True)
     bsaved = _read(bdst)['state_dict']
     assert not any(k.startswith(('neck', 'rpn', 'roi', 'backbone.'))
                    for k in bsaved)
@@ -437,7 +425,7 @@ def test_convert_reference_faster_rcnn(tmp_path, convert_tool,
         reference_keys['COCO-FPN-300M'])
 
 
-def test_convert_reference_retinanet(tmp_path, convert_tool, reference_keys):
+def test_convert_reference_retinanet(tmp_path, reference_keys):
     """RetinaNet: FPN on C3-C5 without norms (fpn_inner2..4), P6 from P5,
     P7 from ReLU(P6); towers of conv + ReLU (indices 0, 2, 4, 6)."""
     g = torch.Generator().manual_seed(4)
@@ -456,7 +444,7 @@ def test_convert_reference_retinanet(tmp_path, convert_tool, reference_keys):
     ref['rpn.anchor_generator.cell_anchors.0'] = torch.randn(9, 4)
     src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'det.pth')
     torch.save({'model': {'module.' + k: v for k, v in ref.items()}}, src)
-    convert_tool.main([src, dst, '--config', OFFICIAL_RETINA])
+    convert_reference_file(src, dst, config=OFFICIAL_RETINA)
     saved = _read(dst)['state_dict']
     model = _build(OFFICIAL_RETINA)
     model.load_state_dict(saved, strict=True)
@@ -492,7 +480,7 @@ def test_convert_reference_retinanet(tmp_path, convert_tool, reference_keys):
                        ref['rpn.head.cls_logits.bias'])
 
 
-def test_convert_reference_imagenet(tmp_path, convert_tool, reference_keys):
+def test_convert_reference_imagenet(tmp_path, reference_keys):
     """The ImageNet network: last_conv (conv + bias, BN) and fc.fc."""
     from mmdetnas.models.classifiers import ImageClassifier
     g = torch.Generator().manual_seed(5)
@@ -505,7 +493,7 @@ def test_convert_reference_imagenet(tmp_path, convert_tool, reference_keys):
     ref['fc.fc.bias'] = torch.randn(1000, generator=g)
     src, dst = str(tmp_path / 'ref.pth'), str(tmp_path / 'cls.pth')
     torch.save({'module.' + k: v for k, v in ref.items()}, src)
-    convert_tool.main([src, dst])
+    convert_reference_file(src, dst)
     saved = _read(dst)['state_dict']
     model = ImageClassifier(
         backbone=dict(type='mmdetnas.DetNASShuffleNetV2',
@@ -523,7 +511,7 @@ def test_convert_reference_imagenet(tmp_path, convert_tool, reference_keys):
     assert torch.equal(saved['head.fc.weight'], ref['fc.fc.weight'])
 
 
-def test_shuffle_order_mismatch_fails(tmp_path, convert_tool, reference_keys):
+def test_shuffle_order_mismatch_fails(tmp_path, reference_keys):
     """Released weights ('interleave') into a backbone built by official name
     alone ('transpose' by default) must fail, naming both orders, on every
     loading path; the right order loads."""
@@ -532,8 +520,8 @@ def test_shuffle_order_mismatch_fails(tmp_path, convert_tool, reference_keys):
     src = str(tmp_path / 'ref.pth')
     torch.save({'module.backbone.body.' + k: v for k, v in ref.items()}, src)
     bare, prefixed = str(tmp_path / 'bare.pth'), str(tmp_path / 'pre.pth')
-    convert_tool.main([src, bare])
-    convert_tool.main([src, prefixed, '--prefix', 'backbone.'])
+    convert_reference_file(src, bare)
+    convert_reference_file(src, prefixed, prefix='backbone.')
 
     wrong = DetNASShuffleNetV2(arch='COCO-FPN-300M')
     with pytest.raises(RuntimeError, match="'interleave'.*'transpose'"):
@@ -554,8 +542,7 @@ def test_shuffle_order_mismatch_fails(tmp_path, convert_tool, reference_keys):
             assert torch.equal(v, _read(bare)['state_dict'][k]), k
 
 
-def test_library_conversion_and_prefix_rule(tmp_path, convert_tool,
-                                            reference_keys):
+def test_library_conversion_and_prefix_rule(tmp_path, reference_keys):
     """The library function behind the tool: a detector in memory, whole
     and backbone-only; a backbone prefix makes no sense for a whole
     detector (library: ValueError, command line: usage error)."""
@@ -575,9 +562,10 @@ def test_library_conversion_and_prefix_rule(tmp_path, convert_tool,
         convert_reference_checkpoint({'model': ref}, prefix='x.')
     src = str(tmp_path / 'ref.pth')
     torch.save({'model': ref}, src)
-    with pytest.raises(SystemExit) as exc:
-        convert_tool.main([src, str(tmp_path / 'o.pth'), '--prefix', 'x.'])
-    assert exc.value.code == 2 and not osp.exists(tmp_path / 'o.pth')
+    proc = run_tool(['tools/model_converters/detnas_to_mmdetnas.py', src,
+                     str(tmp_path / 'o.pth'), '--prefix', 'x.'], check=False)
+    assert proc.returncode == 2 and not osp.exists(tmp_path / 'o.pth')
+    assert "prefix='x.' applies to backbone-only results" in proc.stderr
     with pytest.raises(KeyError, match='no DetNAS backbone keys'):
         convert_reference_checkpoint({'state_dict': {'neck.w': ref[
             'module.rpn.head.conv.weight']}})

@@ -1,7 +1,8 @@
-"""The quickstart's multi-seed summary (``tools/quickstart.py --seeds``)."""
+"""The quickstart's multi-seed summary (``tools/quickstart.py --seeds``,
+:mod:`mmdetnas.apis.quickstart`)."""
 import argparse
 
-from tools import quickstart as quickstart_tool
+from mmdetnas.apis import quickstart as quickstart_tool
 
 A3 = ('shuffle_3x3', ) * 20
 A5 = ('shuffle_5x5', ) + ('shuffle_3x3', ) * 19
@@ -14,6 +15,14 @@ def _rows(searched, baseline):
         'baseline': dict(name='baseline', arch=A3, flops=262.7e6,
                          test_map50=baseline),
     }
+
+
+def _options(work_dir, seeds):
+    """The options of ``tools/quickstart.py --seeds ... --work-dir WORK_DIR
+    --skip-data``."""
+    return argparse.Namespace(tiny=False, retinanet=False,
+                              work_dir=str(work_dir), skip_data=True, jobs=1,
+                              seed=0, seeds=seeds)
 
 
 def test_seeds_summary_mean_sd_and_wins(tmp_path):
@@ -94,8 +103,7 @@ def test_seeds_study_collects_finished_runs(tmp_path, monkeypatch):
                 for r in _rows(a, b).values()]
         (d / 'summary.json').write_text(
             json.dumps(dict(seed=seed, tiny=False, rows=rows, times={})))
-    qs.main(['--seeds', '0', '1', '2', '--work-dir', str(tmp_path),
-             '--skip-data'])
+    qs.run_quickstart(_options(tmp_path, [0, 1, 2]))
     assert ran == [1]  # only the unfinished seed ran
     text = (tmp_path / 'seeds_summary.md').read_text()
     assert '| 2 | `10000000000000000000` | 264.5 | 0.1000 | 0.2000 | ' \
@@ -120,8 +128,7 @@ def test_a_cut_or_foreign_summary_runs_the_seed_again(tmp_path, monkeypatch,
     cut.write_text('{"seed": 0, "tiny": false, "ro')
     (tmp_path / 'seed_1').mkdir()
     (tmp_path / 'seed_1' / 'summary.json').write_text('{"seed": 1}')
-    qs.main(['--seeds', '0', '1', '--work-dir', str(tmp_path),
-             '--skip-data'])
+    qs.run_quickstart(_options(tmp_path, [0, 1]))
     assert ran == [0, 1]
     out = capsys.readouterr().out
     assert f'{cut}: not a finished quickstart summary' in out

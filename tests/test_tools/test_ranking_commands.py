@@ -6,7 +6,9 @@ and ``--slurm PARTITION`` (tools/slurm_train.sh).
 The written script is run by bash with ``python`` and ``srun`` replaced by
 stubs that record their arguments, so the launch scripts' own argument
 order decides what reaches ``tools/train.py``; those arguments are then
-parsed by ``tools/train.py``'s own parser.
+parsed by ``tools/train.py``'s own parser. The two tools' parsers are loaded
+from their files (``load_tool``); the lines are written by the library
+(:mod:`mmdetnas.search.ranking_study`).
 """
 import json
 import os
@@ -17,13 +19,11 @@ import sys
 
 import pytest
 
+from mmdetnas.search import ranking_study as study
 from mmdetnas.spaces import official_arch, PRESETS
-from tests.e2e_utils import ROOT
-from tools import train as train_tool
-from tools.analysis_tools import \
-    ranking_correlation as ranking_correlation_tool
+from tests.e2e_utils import ROOT, load_tool
 
-tool = ranking_correlation_tool
+TOOL = 'tools/analysis_tools/ranking_correlation.py'
 SPACE = PRESETS['300M']
 QS = 'configs/quickstart'
 SEARCH = (
@@ -36,8 +36,13 @@ OPTS = ['train_cfg.max_iters=6', 'model.backbone.init_cfg=None']
 NAMES = ('COCO-FPN-300M', 'COCO-RetinaNet-300M')
 
 
+def _parse(argv):
+    """``ranking_correlation.py``'s parse of ``argv``"""
+    return load_tool(TOOL).parse_args(argv)
+
+
 def _args(tmp_path, *extra, opts=OPTS):
-    return tool.parse_args([
+    return _parse([
         SEARCH, str(tmp_path / 'super.pth'), '--subnet-config', SUBNET,
         '--work-dir', str(tmp_path / 'rank'), '--print-commands', *extra,
         '--standalone-opts', *opts
@@ -46,7 +51,7 @@ def _args(tmp_path, *extra, opts=OPTS):
 
 def _archs(args):
     """keys and architecture files of two official architectures"""
-    keys = [tool.arch_key(official_arch(n)[1], SPACE) for n in NAMES]
+    keys = [study.arch_key(official_arch(n)[1], SPACE) for n in NAMES]
     args.work_dir = osp.abspath(args.work_dir)
     return keys, {
         k: osp.join(args.work_dir, 'archs', f'{k}.yaml')
@@ -82,7 +87,8 @@ def _train_args(argv, monkeypatch):
     """``tools/train.py``'s parse of the arguments after ``train.py``"""
     idx = next(i for i, a in enumerate(argv) if a.endswith('train.py'))
     monkeypatch.setenv('LOCAL_RANK', '0')  # parse_tool_args exports it
-    return train_tool.parse_args(argv[idx + 1:]), argv[:idx + 1]
+    return (load_tool('tools/train.py').parse_args(argv[idx + 1:]),
+            argv[:idx + 1])
 
 
 def _check_options(argv, targs, arch_file, opts=OPTS):
@@ -110,7 +116,7 @@ def test_one_gpu_lines_are_plain_train_py(tmp_path, monkeypatch):
     args = _args(tmp_path)
     assert args.gpus == 1 and args.slurm is None
     keys, files = _archs(args)
-    path = tool.write_train_commands(args, keys, files)
+    path = study.write_train_commands(args, keys, files)
     lines = _lines(path)
     assert len(lines) == len(keys)
     for words, key in zip(lines, keys):
@@ -133,7 +139,7 @@ def test_gpus_lines_use_dist_train(tmp_path, monkeypatch):
     opts = OPTS + ["train_dataloader.dataset.metainfo.classes=['a b']"]
     args = _args(tmp_path, '--gpus', '8', opts=opts)
     keys, files = _archs(args)
-    path = tool.write_train_commands(args, keys, files)
+    path = study.write_train_commands(args, keys, files)
     for words, key in zip(_lines(path), keys):
         assert words[:3] == ['tools/dist_train.sh', osp.join(ROOT, SUBNET),
                              '8']
@@ -157,7 +163,7 @@ def test_slurm_lines_use_slurm_train(tmp_path, monkeypatch, gpus, per_node):
     args = _args(tmp_path, *extra)
     total = gpus or 1
     keys, files = _archs(args)
-    path = tool.write_train_commands(args, keys, files)
+    path = study.write_train_commands(args, keys, files)
     for words, key in zip(_lines(path), keys):
         assert words[:3] == [f'GPUS={total}', f'GPUS_PER_NODE={per_node}',
                              'tools/slurm_train.sh']
@@ -184,7 +190,7 @@ def test_slurm_refuses_arguments_with_spaces(tmp_path):
                  opts=["train_dataloader.dataset.metainfo.classes=['a b']"])
     keys, files = _archs(args)
     with pytest.raises(ValueError, match='white space'):
-        tool.write_train_commands(args, keys, files)
+        study.write_train_commands(args, keys, files)
     assert not osp.exists(osp.join(args.work_dir, 'train_commands.sh'))
 
 
@@ -194,9 +200,9 @@ def test_gpus_and_slurm_need_print_commands(tmp_path):
             '--work-dir', str(tmp_path / 'rank')]
     for extra in (['--gpus', '8'], ['--slurm', 'p']):
         with pytest.raises(ValueError, match='--print-commands'):
-            tool.main(base + extra)
-    assert not osp.exists(tmp_path / 'rank' / tool.STATE_FILE)
+            study.run_ranking_study(_parse(base + extra))
+    assert not osp.exists(tmp_path / 'rank' / study.STATE_FILE)
     with pytest.raises(SystemExit):
-        tool.parse_args(base + ['--gpus', '0'])
+        _parse(base + ['--gpus', '0'])
     with pytest.raises(SystemExit):  # --work-dir stays required
-        tool.parse_args(base[:-2])
+        _parse(base[:-2])

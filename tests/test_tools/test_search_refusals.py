@@ -215,3 +215,36 @@ def test_the_ranking_tool_leaves_no_runner_files_when_refused(inputs,
     leftover = wd / 'supernet_eval'
     assert not leftover.exists() or not os.listdir(leftover), \
         os.listdir(leftover)
+
+
+def test_the_checkpoint_argument_follows_the_search_loop(inputs, tmp_path):
+    """One tool for every search: a DetNAS search config without its
+    supernet checkpoint, and an SM-NAS config given one, are refused in one
+    line naming what the loop expects, leaving nothing."""
+    coco, good, _ = inputs
+    wd = tmp_path / 'detnas'
+    out = run_tool(['tools/search.py', SEARCH, '--work-dir', str(wd),
+                    '--cfg-options', *coco_options(coco), *SMALL],
+                   check=False)
+    assert out.returncode != 0
+    assert 'EvolutionSearchLoop scores paths of a trained supernet: give ' \
+        'its checkpoint' in error(out), out.stderr[-2000:]
+    assert 'Traceback' not in out.stderr
+    assert not wd.exists()
+    wd = tmp_path / 'smnas'
+    out = run_tool([
+        'tools/search.py',
+        'configs/smnas/smnas_structural_faster-rcnn_mixed_fpn_quick_neon-trees'
+        '.py', good, '--work-dir', str(wd)], check=False)
+    assert out.returncode != 0
+    assert 'StructuralSearchLoop trains every candidate itself and takes ' \
+        f'no checkpoint, got {good!r}' in error(out), out.stderr[-2000:]
+    assert not wd.exists()
+    # a config whose train_cfg is no search loop
+    out = run_tool(['tools/search.py',
+                    'configs/smnas/smnas_scratch_faster-rcnn_r18-gnws_fpn_'
+                    'quick_neon-trees.py', '--work-dir', str(wd)],
+                   check=False)
+    assert 'train_cfg.type must be a search loop' in error(out)
+    assert "got 'IterBasedTrainLoop'" in error(out)
+    assert not wd.exists()

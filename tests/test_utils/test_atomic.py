@@ -9,7 +9,6 @@ import time
 import pytest
 
 from mmdetnas.utils import atomic_write
-from tests.e2e_utils import ROOT
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
@@ -40,8 +39,7 @@ def test_stage_subprocess_dies_with_a_killed_tool(tmp_path):
     pid_file = tmp_path / 'child.pid'
     parent = (
         'import subprocess, sys, time\n'
-        f'sys.path.insert(0, {ROOT!r})\n'
-        'from tools.common import die_with_parent\n'
+        'from mmdetnas.apis.tool_setup import die_with_parent\n'
         'p = subprocess.Popen([sys.executable, "-c", '
         '"import time; time.sleep(60)"], preexec_fn=die_with_parent)\n'
         f'open({str(pid_file)!r}, "w").write(str(p.pid))\n'

@@ -76,11 +76,13 @@ def test_other_weight_sharing_or_space_is_refused(tmp_path):
 
 
 def test_search_tool_refuses_before_searching(tmp_path):
+    """``tools/search.py`` run as a user runs it: one error line, exit
+    status 1, no candidate scored."""
     from mmengine.config import Config
 
     from mmdetnas.registry import MODELS
     from mmdetnas.utils.setup_env import register_all_modules
-    from tools import search
+    from tests.e2e_utils import run_tool
     register_all_modules()
     cfg_path = ('configs/quickstart/'
                 'detnas_search_shufflenetv2-300m_quick_fashion-mnist.py')
@@ -89,6 +91,8 @@ def test_search_tool_refuses_before_searching(tmp_path):
     cfg.model.backbone.init_cfg = None
     wrong = MODELS.build(cfg.model)
     ckpt = _save(tmp_path / 'independent.pth', wrong.state_dict())
-    with pytest.raises(ValueError, match='does not fit the model'):
-        search.main([cfg_path, ckpt, '--work-dir', str(tmp_path / 'wd')])
+    proc = run_tool(['tools/search.py', cfg_path, ckpt, '--work-dir',
+                     str(tmp_path / 'wd')], check=False)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'does not fit the model' in proc.stderr
     assert not (tmp_path / 'wd' / 'candidates.jsonl').exists()

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from mmdetnas.utils.run_metrics import (TEST_METRICS, TRAIN_SCALARS,
-                                        latest_metrics, metric_records)
+                                        last_checkpoint, latest_metrics,
+                                        metric_records)
 
 
 def _write(path, lines):
@@ -36,3 +37,18 @@ def test_the_newest_run_and_the_last_value_of_each_metric(tmp_path):
         'coco/bbox_mAP_50': 0.5}
     with pytest.raises(FileNotFoundError, match='no metrics json'):
         latest_metrics(str(tmp_path / 'empty'), TRAIN_SCALARS)
+
+
+def test_last_checkpoint_also_of_a_moved_work_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no checkpoint written'):
+        last_checkpoint(str(tmp_path))
+    ckpt = tmp_path / 'iter_4.pth'
+    ckpt.write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text(f'{ckpt}\n')
+    assert last_checkpoint(str(tmp_path)) == str(ckpt)
+    # written on another machine: found by its name in the work dir
+    (tmp_path / 'last_checkpoint').write_text('/elsewhere/wd/iter_4.pth')
+    assert last_checkpoint(str(tmp_path)) == str(ckpt)
+    # nowhere: the named path as it is
+    (tmp_path / 'last_checkpoint').write_text('/elsewhere/wd/iter_8.pth')
+    assert last_checkpoint(str(tmp_path)) == '/elsewhere/wd/iter_8.pth'

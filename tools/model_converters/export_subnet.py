@@ -26,7 +26,7 @@ from mmdetnas.search.export import export_subnet  # noqa: E402
 from mmdetnas.spaces.arch import arch_argument  # noqa: E402
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('checkpoint', help='supernet checkpoint')
     parser.add_argument(
@@ -42,7 +42,11 @@ def main(argv=None):
         help="search space of the checkpoint (preset name): needed only "
         "when the checkpoint records none and its keys identify no preset "
         "(a custom space); otherwise it must be the checkpoint's")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     meta = export_subnet(args.checkpoint, args.arch, args.out, args.prefix,
                          args.search_space)
     print(f"exported subnet ({meta['flops'] / 1e6:.2f}M MACs backbone "

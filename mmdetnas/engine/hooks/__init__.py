@@ -1,8 +1,8 @@
-from .path_sampler_hook import PathSamplerHook, find_searchable_backbones
+from .path_sampler_hook import PathSamplerHook
 from .record_arch_hook import RecordArchHook, register_arch_hook
 from .search_outputs_hook import SearchOutputsHook
 
 __all__ = [
-    'PathSamplerHook', 'find_searchable_backbones', 'RecordArchHook',
+    'PathSamplerHook', 'RecordArchHook',
     'register_arch_hook', 'SearchOutputsHook'
 ]

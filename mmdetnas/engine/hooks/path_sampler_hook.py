@@ -6,22 +6,12 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from mmdetnas.models.searchable import find_searchable_backbones
 from mmdetnas.registry import HOOKS, TASK_UTILS
 from mmdetnas.spaces.arch import resolve_arch
 from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.search.bn_recalibration import recalibrate_path_bn
 from mmdetnas.search.samplers import sample_synced
-
-
-def find_searchable_backbones(model) -> List:
-    """All supernet :class:`DetNASShuffleNetV2` modules of a (wrapped)
-    model."""
-    if is_model_wrapper(model):
-        model = model.module
-    return [
-        m for m in model.modules()
-        if isinstance(m, DetNASShuffleNetV2) and m.is_supernet
-    ]
 
 
 @HOOKS.register_module()

@@ -33,20 +33,19 @@ import torch
 from mmengine.dist import get_rank, get_world_size, is_main_process
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.runner.base_loop import BaseLoop
 
-from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
-                                                     find_searchable_backbones)
-from mmdetnas.engine.hooks.search_outputs_hook import SearchOutputsHook
+from mmdetnas.engine.hooks.path_sampler_hook import PathSamplerHook
+from mmdetnas.models.searchable import find_searchable_backbones
+from mmdetnas.engine.loops.base_search_loop import BaseSearchLoop
 from mmdetnas.evaluation.metric_names import check_score_key
 from mmdetnas.registry import LOOPS
-from mmdetnas.spaces.arch import Arch, arch_to_indices, resolve_arch
+from mmdetnas.spaces.arch import (Arch, arch_to_indices, resolve_arch,
+                                  save_arch_file)
 from mmdetnas.search.bn_recalibration import (SCOPES, dataloader_batch_size,
                                               recalibrate_path_bn,
                                               resolve_kernel)
 from mmdetnas.search.constraints import ArchConstraints
-from mmdetnas.search.engine import SearchEngine
-from mmdetnas.search.evolution import check_population_settings
+from mmdetnas.search.evolution import topk_single
 from mmdetnas.spaces.path_space import PathSpace
 from mmdetnas.search.model_cost import measure_latency
 from mmdetnas.utils.checkpoint import file_sha256
@@ -67,7 +66,7 @@ def _to_cpu(obj):
 
 
 @LOOPS.register_module()
-class EvolutionSearchLoop(BaseLoop):
+class EvolutionSearchLoop(BaseSearchLoop):
     """Evolutionary search over the paths of a trained supernet.
 
     Args:
@@ -165,6 +164,9 @@ class EvolutionSearchLoop(BaseLoop):
             see :mod:`mmdetnas.evaluation.metric_names`).
     """
 
+    needs_supernet = True
+    tag = 'search'
+
     def __init__(self,
                  runner,
                  dataloader,
@@ -194,16 +196,13 @@ class EvolutionSearchLoop(BaseLoop):
                  calib_num_workers: Optional[int] = None,
                  calib_kernel: str = 'auto',
                  collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT_S):
-        # the population settings first, in an order that blames the value
-        # that is wrong (population_size=0 is not a num_mutation +
-        # num_crossover problem), and before the dataloader is built
-        check_population_settings(
-            population_size=population_size, max_generations=max_generations,
-            top_k=top_k, num_mutation=num_mutation,
-            num_crossover=num_crossover, mutate_prob=mutate_prob,
-            max_tries_factor=max_tries_factor)
-        super().__init__(runner, dataloader)
-        set_collective_timeout(collective_timeout)
+        super().__init__(
+            runner, dataloader, population_size=population_size,
+            max_generations=max_generations, top_k=top_k,
+            num_mutation=num_mutation, num_crossover=num_crossover,
+            max_tries_factor=max_tries_factor, mutate_prob=mutate_prob,
+            score_key=score_key, seed=seed, resume=resume,
+            collective_timeout=collective_timeout)
         resolve_kernel(calib_kernel, 'cpu')  # raises on an unknown name
         self.calib_kernel = calib_kernel
         self.calib_num_workers = calib_num_workers
@@ -216,17 +215,8 @@ class EvolutionSearchLoop(BaseLoop):
         if cost_key not in ('flops', 'latency_ms'):
             raise ValueError(f"cost_key must be 'flops' or 'latency_ms', got "
                              f'{cost_key!r}')
-        self.max_generations = max_generations
-        self.population_size = population_size
-        self.top_k = top_k
-        self.num_mutation = num_mutation
-        self.num_crossover = num_crossover
         self.mutate_prob = mutate_prob
-        self.max_tries_factor = max_tries_factor
         self.latency_shape = tuple(latency_shape)
-        self.score_key = score_key
-        self.multi_objective = multi_objective
-        self.cost_key = cost_key
         self.calibrate_bn = calibrate_bn
         self.calib_iters = calib_iters
         self.calib_batch_size = calib_batch_size
@@ -234,8 +224,6 @@ class EvolutionSearchLoop(BaseLoop):
             raise ValueError(f'calib_scope must be one of {SCOPES}, got '
                              f'{calib_scope!r}')
         self.calib_scope = calib_scope
-        self.seed = seed
-        self.resume = resume
         self.retrain_config = retrain_config
 
         self.backbones = find_searchable_backbones(runner.model)
@@ -243,86 +231,27 @@ class EvolutionSearchLoop(BaseLoop):
             raise RuntimeError(
                 'EvolutionSearchLoop needs a supernet backbone '
                 '(mmdetnas.DetNASShuffleNetV2 with arch=None) in the model')
-        self.space = self.backbones[0].search_space
-        self.init_archs = [resolve_arch(a, self.space)[1] for a in init_archs]
+        space = self.backbones[0].search_space
+        self.init_archs = [resolve_arch(a, space)[1] for a in init_archs]
+        self.init_genomes = self.init_archs
         self.constraints = ArchConstraints(
-            self.space, flops=flops, params=params, latency=latency,
+            space, flops=flops, params=params, latency=latency,
             latency_fn=self._latency_of)
         # a FLOPs / params range no path can meet is refused now, before
         # an earlier search in the work dir is moved aside
         self.constraints.check_reachable('train_cfg')
         self.want_latency = (latency is not None
                              or cost_key == 'latency_ms')
-
-        # population, selection, state and plots: the engine every search
-        # of the toolkit shares (raises the population-size ValueErrors)
-        self.path_space = PathSpace(self.space, mutate_prob)
-        self.engine = SearchEngine(
-            getattr(runner, 'work_dir', None) or '.', self.path_space,
-            'arch', score_key=score_key,
-            cost_key=cost_key, population_size=population_size,
-            max_generations=max_generations, top_k=top_k,
-            num_mutation=num_mutation, num_crossover=num_crossover,
-            max_tries_factor=max_tries_factor,
-            multi_objective=multi_objective, seed=seed)
-
-    # ----------------------------------------------- the engine's search state
-    @property
-    def rng(self) -> random.Random:
-        return self.engine.rng
-
-    @property
-    def generation(self) -> int:
-        return self.engine.generation
-
-    @generation.setter
-    def generation(self, value: int) -> None:
-        self.engine.generation = value
-
-    @property
-    def pending(self) -> Optional[List[Arch]]:
-        return self.engine.pending
-
-    @pending.setter
-    def pending(self, value) -> None:
-        self.engine.pending = value
-
-    @property
-    def records(self) -> List[dict]:
-        return self.engine.records
-
-    @property
-    def visited(self) -> Dict[Arch, dict]:
-        return self.engine.visited
+        # population, selection, state and plots: shared by every search
+        # of the toolkit (mmdetnas.search.population)
+        self.path_space = PathSpace(space, mutate_prob)
+        self.make_population(self.path_space, 'arch', cost_key,
+                             multi_objective)
+        self.space = space
 
     @property
     def history(self) -> List[dict]:
-        return self.engine.history
-
-    # ------------------------------------------------------------ properties
-    @property
-    def iter(self) -> int:
-        return len(self.records)
-
-    @property
-    def max_iters(self) -> int:
-        return self.max_generations * self.population_size
-
-    @property
-    def epoch(self) -> int:
-        return self.generation
-
-    @property
-    def max_epochs(self) -> int:
-        return self.max_generations
-
-    @property
-    def work_dir(self) -> str:
-        return self.runner.work_dir
-
-    @property
-    def state_path(self) -> str:
-        return self.engine.state_path
+        return self.population.history
 
     @property
     def supernet_checkpoint(self) -> Optional[str]:
@@ -330,14 +259,18 @@ class EvolutionSearchLoop(BaseLoop):
         cfg = getattr(self.runner, 'cfg', None)
         return cfg.get('load_from') if cfg is not None else None
 
-    # ------------------------------------------------------------------ run
-    def run(self):
-        """Run the whole search (:meth:`run_epoch` per generation) between
-        the ``before_train`` and ``after_train`` hooks; returns the model.
+    @property
+    def candidates_per_iter(self) -> int:
+        """One candidate per rank in ``'candidate'`` mode, else one."""
+        return 1 if self.parallel == 'data' else get_world_size()
 
-        A :class:`~mmdetnas.engine.hooks.SearchOutputsHook` (progress lines,
-        visual-backend scalars, plots and result files) is registered when
-        the runner has none.
+    # ------------------------------------------------------------------ run
+    def check_runner(self) -> None:
+        """Refuse a registered :class:`PathSamplerHook`.
+
+        Raises:
+            RuntimeError: the runner has a ``PathSamplerHook`` (it would
+                overwrite the candidate path before evaluation).
         """
         for hook in self.runner.hooks:
             if isinstance(hook, PathSamplerHook):
@@ -345,40 +278,15 @@ class EvolutionSearchLoop(BaseLoop):
                     'remove PathSamplerHook from custom_hooks of a search '
                     'config (custom_hooks = []): it would overwrite the '
                     'candidate path before evaluation')
-        if not any(isinstance(h, SearchOutputsHook)
-                   for h in self.runner.hooks):
-            self.runner.register_hook(SearchOutputsHook())
-        # the search trains nothing: a "last checkpoint" of mmengine's
-        # CheckpointHook (save_last, after the last candidate) would be a
-        # 20+ MB copy of the supernet holding the last candidate's
-        # recalibrated BN statistics, mistaken for a result
-        from mmengine.hooks import CheckpointHook
-        for hook in self.runner.hooks:
-            if isinstance(hook, CheckpointHook):
-                hook.save_last = False
-        self.engine.work_dir = self.work_dir
-        # scores of another supernet must not be mixed into a resumed
-        # search: the state records the checkpoint's content
+
+    def before_search(self) -> None:
+        """Record the supernet checkpoint's SHA-256 in the state's identity
+        (scores of another supernet are not mixed into a resumed search)
+        and refuse a misspelt ``score_key`` before anything is written."""
         ckpt = self.supernet_checkpoint
-        self.engine.identity['supernet_sha256'] = (
+        self.population.identity['supernet_sha256'] = (
             file_sha256(ckpt) if ckpt and osp.isfile(ckpt) else None)
-        # a misspelt score_key is refused before any candidate is scored
-        # and before the search writes or moves any file of its work dir
-        # (evaluators of known metric types; others are checked after the
-        # first evaluation)
         self.check_score_key()
-        self.runner.call_hook('before_train')
-        if self.resume:
-            self._load_state()
-        else:
-            warning = self.engine.start_new(is_main_process())
-            if warning:
-                print_log(warning, logger='current', level=logging.WARNING)
-        while self.generation < self.max_generations:
-            if not self.run_epoch():
-                break
-        self.runner.call_hook('after_train')
-        return self.runner.model
 
     def check_score_key(self) -> bool:
         """Refuse a ``score_key`` that the runner's ``val_evaluator`` will
@@ -400,89 +308,34 @@ class EvolutionSearchLoop(BaseLoop):
             return False
         return check_score_key(self.score_key, evaluator)
 
-    def run_epoch(self) -> bool:
-        """One generation: propose its candidates (rank 0, broadcast; kept
-        in the state, so a resumed search scores the same ones), then
-        ``before_train_epoch``, :meth:`run_iter` over the candidates not
-        scored yet (one at a time in ``'data'`` mode, ``world_size`` at a
-        time in ``'candidate'`` mode), close the generation, save the state
-        and ``after_train_epoch``.
+    def fits(self, arch: Arch) -> bool:
+        return self.constraints.check(arch, self.want_latency)[0]
+
+    def describe_constraints(self) -> str:
+        return self.constraints.describe()
+
+    def score_candidates(self, archs: List[Arch]) -> List[dict]:
+        """Score ``archs`` as the search scores them, on every rank: in
+        ``'data'`` mode one at a time by all ranks together
+        (:meth:`evaluate_candidate`), in ``'candidate'`` mode
+        ``world_size`` at a time, architecture ``j`` of a batch on rank
+        ``j``, gathered in order. Nothing is recorded in the search state.
 
         Returns:
-            bool: ``False`` when no new candidate satisfies the constraints
-            (the search stops early).
+            list[dict]: one record per architecture (see
+            :meth:`evaluate_candidate`), the same on every rank.
         """
-        if self.pending is None:
-            self.pending = broadcast_object(
-                self._propose() if is_main_process() else None)
-            self._save_state()
-        if not self.pending:
-            # also a resumed search that had stopped early: its saved
-            # empty generation must not be closed and proposed again
-            print_log(
-                f'generation {self.generation}: no new candidate '
-                'satisfies the constraints; stopping early',
-                logger='current')
-            return False
-        self.runner.call_hook('before_train_epoch')
-        todo = self.pending[self.engine.done_in_generation():]
-        step = 1 if self.parallel == 'data' else get_world_size()
-        for b in range(0, len(todo), step):
-            self.run_iter(todo[b:b + step])
-        self.engine.end_generation()
-        self._save_state()
-        self.runner.call_hook('after_train_epoch')
-        return True
-
-    def run_iter(self, archs: List[Arch]) -> List[dict]:
-        """Score ``archs`` (one candidate, or in ``'candidate'`` mode one
-        per rank) and record them in order, between the
-        ``before_train_iter`` and ``after_train_iter`` hooks (``batch_idx``:
-        the first candidate's index, so the new records are
-        ``records[batch_idx:]``; ``outputs``: the scalars
-        ``search_score``, ``search_best`` and ``search_flops`` of the last
-        one, which mmengine's RuntimeInfoHook puts into the message hub as
-        ``train/*`` and its LoggerHook logs).
-
-        Returns:
-            list[dict]: the new records.
-        """
-        idx = len(self.records)
-        self.runner.call_hook('before_train_iter', batch_idx=idx,
-                              data_batch=archs)
         if self.parallel == 'data':
-            records = [self.evaluate_candidate(a) for a in archs]
-        else:
-            records = self._score_batch(archs)
-        for record in records:
-            self.engine.add_record(record, is_main_process())
-        last = records[-1]
-        self.runner.call_hook(
-            'after_train_iter', batch_idx=idx, data_batch=archs,
-            outputs=dict(search_score=last['score'],
-                         search_best=max(r['score'] for r in self.records),
-                         search_flops=float(last['flops'])))
-        return records
+            return [self.evaluate_candidate(a) for a in archs]
+        step, out = get_world_size(), []
+        for b in range(0, len(archs), step):
+            out.extend(self._score_batch(archs[b:b + step], len(out)))
+        return out
 
-    # ------------------------------------------------------------- proposal
-    def _propose(self) -> List[Arch]:
-        """Candidates of the current generation (rank 0 only)."""
-        cands = self.engine.propose(
-            lambda arch: self.constraints.check(arch, self.want_latency)[0],
-            self.init_archs)
-        if not cands and not self.records:
-            raise RuntimeError(
-                f'no candidate satisfies the constraints after '
-                f'{self.max_tries_factor * self.population_size} random '
-                f'tries: {self.constraints.describe()}')
-        print_log(
-            f'generation {self.generation}: {len(cands)} new candidates '
-            f'({self.constraints.describe()})', logger='current')
-        return cands
-
-    def _select(self, k: int) -> List[dict]:
-        """The ``k`` best records so far (score, or NSGA-II rank)."""
-        return self.engine.select(k)
+    def iter_outputs(self, records: List[dict]) -> dict:
+        out = super().iter_outputs(records)
+        out['search_flops'] = float(records[-1]['flops'])
+        return out
 
     # ----------------------------------------------------------- evaluation
     def _model(self):
@@ -615,9 +468,10 @@ class EvolutionSearchLoop(BaseLoop):
             calib_seconds=scored['calib_seconds'],
             eval_seconds=scored['eval_seconds'])
 
-    def _score_batch(self, archs: List[Arch]) -> List[dict]:
+    def _score_batch(self, archs: List[Arch], offset: int = 0) -> List[dict]:
         """Score ``archs`` (at most ``world_size``), candidate ``j`` on rank
-        ``j``, gather, and return the records in candidate order."""
+        ``j``, gather, and return the records in candidate order (indices
+        from ``len(records) + offset``)."""
         world, rank = get_world_size(), get_rank()
         # constraint infos from rank 0 (its latency cache), before any path
         # is activated for scoring
@@ -640,7 +494,7 @@ class EvolutionSearchLoop(BaseLoop):
                     f'rank {j} failed on candidate {list(archs[j])}: '
                     f"{res['error']}")
         return [
-            self._make_record(arch, info, res, offset=j)
+            self._make_record(arch, info, res, offset=offset + j)
             for j, (arch, info, res) in enumerate(zip(archs, infos, results))
         ]
 
@@ -674,23 +528,92 @@ class EvolutionSearchLoop(BaseLoop):
             info = self.constraints.check(arch, self.want_latency)[1]
         return self._make_record(arch, info, self._score(arch))
 
-    # ---------------------------------------------------------------- state
-    def _save_state(self) -> None:
-        if is_main_process():
-            self.engine.save()
+    # -------------------------------------------------------------- outputs
+    def progress_line(self, record: dict) -> str:
+        """Score, FLOPs (MACs), params, latency (ms), recalibration and
+        evaluation seconds of one candidate."""
+        lat = '' if record['latency_ms'] is None else \
+            f", latency {record['latency_ms']:.2f} ms"
+        return (f"{super().progress_line(record)}, flops "
+                f"{record['flops'] / 1e6:.2f}M MACs, params "
+                f"{record['params'] / 1e6:.3f}M{lat}, calib "
+                f"{record['calib_seconds']:.1f}s eval "
+                f"{record['eval_seconds']:.1f}s")
 
-    def _load_state(self) -> None:
-        state = None
-        if is_main_process():
-            state = self.engine.read_state()
-            if state is None:
-                print_log(
-                    f'--resume: no search state at {self.state_path}, '
-                    'starting a new search', logger='current')
-        state = broadcast_object(state)
-        if state is None:
+    def scalars(self, record: dict) -> dict:
+        """Adds ``search/flops`` (MACs), ``search/params`` and
+        ``search/latency_ms`` when measured."""
+        out = super().scalars(record)
+        out['search/flops'] = record['flops']
+        out['search/params'] = record['params']
+        if record['latency_ms'] is not None:
+            out['search/latency_ms'] = record['latency_ms']
+        return out
+
+    def seconds_per_candidate(self) -> float:
+        """Mean recalibration + evaluation seconds of the records."""
+        return sum(r['calib_seconds'] + r['eval_seconds']
+                   for r in self.records) / max(len(self.records), 1)
+
+    def plot(self) -> None:
+        """``search_curve.png`` (and ``pareto.png``: score against backbone
+        FLOPs or latency)."""
+        flops = self.cost_key == 'flops'
+        self.population.plot(
+            'backbone FLOPs (M MACs, 224x224)' if flops else 'latency (ms)',
+            1e6 if flops else 1.0)
+
+    def write_outputs(self) -> None:
+        """``best_arch.yaml`` (the best score, with its FLOPs, params,
+        latency and index as meta), ``topk.yaml``, ``pareto.yaml``
+        (multi-objective), the plots, and the re-training commands in the
+        log (rank 0)."""
+        import yaml
+        records = self.records
+        if not records:
             return
-        self.engine.load(state, is_main_process())
-        print_log(
-            f'resumed search at generation {self.generation + 1} with '
-            f'{len(self.records)} evaluated candidates', logger='current')
+        self.plot()
+        best = topk_single(records, 1)[0]  # best score in both modes
+        meta = {k: best[k] for k in ('score', 'flops', 'params',
+                                     'latency_ms', 'generation', 'index')}
+        meta['score_key'] = self.score_key
+        best_path = save_arch_file(
+            osp.join(self.work_dir, 'best_arch.yaml'), tuple(best['arch']),
+            self.space, meta=meta)
+        with open(osp.join(self.work_dir, 'topk.yaml'), 'w') as f:
+            yaml.safe_dump(
+                dict(search_space=self.space.name, score_key=self.score_key,
+                     topk=[_summary(r)
+                           for r in topk_single(records, self.top_k)]),
+                f, sort_keys=False)
+        if self.multi_objective:
+            with open(osp.join(self.work_dir, 'pareto.yaml'), 'w') as f:
+                yaml.safe_dump(
+                    dict(search_space=self.space.name,
+                         objectives=[f'max {self.score_key}',
+                                     f'min {self.cost_key}'],
+                         front=[_summary(r) for r in self.front()]),
+                    f, sort_keys=False)
+        ckpt = self.supernet_checkpoint or 'SUPERNET_CKPT'
+        sub = osp.join(self.work_dir, 'best_subnet.pth')
+        cfg = self.retrain_config or 'configs/detnas/<subnet config>.py'
+        self.log(
+            f'[search] best {self.score_key}={best["score"]:.6f} with '
+            f'{best["flops"] / 1e6:.2f}M MACs: {best_path}\n'
+            're-train it (DetNAS Sec. 4.1: classification re-training of '
+            'the subnet, then detection fine-tuning from that checkpoint):\n'
+            f'  python tools/train.py {cfg} --cfg-options '
+            f'model.backbone.arch={best_path} '
+            'model.backbone.init_cfg.checkpoint=CLS_CKPT\n'
+            'or start from its weights in the supernet:\n'
+            f'  python tools/model_converters/export_subnet.py {ckpt} '
+            f'{best_path} {sub}\n'
+            f'  python tools/train.py {cfg} --cfg-options '
+            f'model.backbone.arch={best_path} '
+            f'model.backbone.init_cfg.checkpoint={sub}')
+
+
+def _summary(r: dict) -> dict:
+    keys = ('index', 'generation', 'score', 'flops', 'params', 'latency_ms',
+            'arch')
+    return {k: r[k] for k in keys}

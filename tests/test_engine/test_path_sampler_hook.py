@@ -2,8 +2,8 @@
 import pytest
 import torch.nn as nn
 
-from mmdetnas.engine.hooks.path_sampler_hook import (PathSamplerHook,
-                                                     find_searchable_backbones)
+from mmdetnas.engine.hooks.path_sampler_hook import PathSamplerHook
+from mmdetnas.models.searchable import find_searchable_backbones
 from mmdetnas.models.backbones import DetNASShuffleNetV2
 from mmdetnas.registry import HOOKS
 from mmdetnas.search import UniformPathSampler
@@ -199,3 +199,25 @@ def test_hook_and_search_loop_recalibrate_alike():
         stats.append(bn.running_mean.clone())
     assert torch.equal(stats[0], by_hook)
     assert not torch.equal(stats[1], by_hook)
+
+
+def test_any_backbone_with_the_protocol_is_searchable():
+    """Not only DetNASShuffleNetV2: a module with ``search_space``,
+    ``set_arch`` and ``is_supernet`` is found (also inside a wrapper-free
+    container), a fixed one and a plain module are not."""
+
+    class Other(nn.Module):
+
+        def __init__(self, supernet):
+            super().__init__()
+            self.search_space = 'some space'
+            self.is_supernet = supernet
+            self.arch = None
+
+        def set_arch(self, arch):
+            self.arch = arch
+
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), Other(True),
+                          nn.Sequential(Other(False), Other(True)))
+    found = find_searchable_backbones(model)
+    assert found == [model[1], model[2][1]]

@@ -1,4 +1,5 @@
-"""The search engine shared by every search of the toolkit.
+"""The population of an evolutionary search, shared by every search of the
+toolkit (one class, :class:`Population`).
 
 Population bookkeeping, proposal of a generation (seeded candidates, then
 mutation and crossover of the selected parents, then random ones), single-
@@ -30,7 +31,7 @@ STATE_VERSION = 1
 Genome = Any
 
 
-class SearchEngine:
+class Population:
     """Population, selection, state and outputs of an evolutionary search.
 
     The engine sees genomes only through the space's interface
@@ -163,7 +164,14 @@ class SearchEngine:
                 tries += 1
                 got += add(make())
 
-        parents = [self.genome_of(r) for r in self.select(self.top_k)]
+        # the parents in the order they were scored: which records are
+        # selected depends on the objectives, but the draws below do not
+        # depend on their rank order (in the two-objective mode a measured
+        # latency's noise would otherwise reorder the parents, and a
+        # resumed search could draw other children than an uninterrupted
+        # one whose selected set is the same)
+        parents = [self.genome_of(r) for r in sorted(
+            self.select(self.top_k), key=lambda r: r.get('index', 0))]
         if self.generation == 0 or not parents:
             for genome in init:
                 if len(cands) < self.population_size:

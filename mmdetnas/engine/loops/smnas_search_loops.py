@@ -1,15 +1,27 @@
-"""SM-NAS structural-level search (Yao et al., AAAI 2020, Sec. 3.1).
+"""The SM-NAS searches as search loops (Yao et al., AAAI 2020, Sec. 3).
 
-Each candidate is a combination of mmdet modules and an input size
-(:class:`mmdetnas.spaces.StructuralSearchSpace`), built as an ordinary mmdet
-config, trained with the config's short ("fast") schedule through
-mmengine's ``Runner``, scored by the config's evaluator (CocoMetric,
+:class:`StructuralSearchLoop` (Sec. 3.1, the structural level): each
+candidate is a combination of mmdet modules and an input size
+(:class:`mmdetnas.spaces.StructuralSearchSpace`).
+:class:`ModularSearchLoop` (Sec. 3, the modular level): each candidate is
+the backbone code of one detector (:class:`mmdetnas.spaces.
+ModularSearchSpace`), trained from scratch.
+
+Both are loops of the one search loop family
+(:class:`~mmdetnas.engine.loops.BaseSearchLoop`), configured by
+``train_cfg`` plus the space entry (``structural_space`` /
+``modular_space``) in a detector config, and run by ``tools/search.py
+CONFIG`` inside an outer Runner that sets up the distributed environment,
+the work dir, the logger and the visual backends
+(:func:`mmdetnas.engine.build_search_runner`). A candidate is built as an
+ordinary mmdet config (the search config without the search, with
+``candidate_train_cfg`` as its ``train_cfg``: the short "fast" schedule),
+trained in a Runner of its own, scored by the config's evaluator (CocoMetric,
 VOCMetric; once, by the validation that ends the training) and timed on the
 current device; the candidate's Runner is then released
-(:func:`mmdetnas.utils.release_runner`). Selection keeps the
-two-objective Pareto front (score up, latency down) with the NSGA-II
-machinery of :class:`mmdetnas.search.engine.SearchEngine`, the engine every
-search of the toolkit shares.
+(:func:`mmdetnas.utils.release_runner`). Selection keeps the two-objective
+Pareto front (score up, latency down) of the shared
+:class:`~mmdetnas.search.population.Population`.
 
 Outputs in the work dir: ``candidates.jsonl``, ``search_state.pkl``,
 ``candidates/NNN/`` (each candidate's config, logs and checkpoints),
@@ -17,6 +29,7 @@ Outputs in the work dir: ``candidates.jsonl``, ``search_state.pkl``,
 ``pareto.png``, ``search_curve.png`` and ``search.log``.
 """
 import copy
+import logging
 import os
 import os.path as osp
 import shutil
@@ -27,50 +40,40 @@ import torch
 from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 
+from mmdetnas.engine.hooks.record_arch_hook import register_arch_hook
+from mmdetnas.engine.loops.base_search_loop import BaseSearchLoop
+from mmdetnas.evaluation.metric_names import check_score_key
+from mmdetnas.registry import LOOPS
 from mmdetnas.search.constraints import as_range
-from mmdetnas.search.engine import SearchEngine
 from mmdetnas.search.model_cost import measure_latency, model_flops
 from mmdetnas.spaces.code_space import ModularSearchSpace
 from mmdetnas.spaces.resnet_code import code_macs
-from mmdetnas.engine.hooks.record_arch_hook import register_arch_hook
-from mmdetnas.evaluation.metric_names import check_score_key
-from mmdetnas.search.evolution import check_population_settings
 from mmdetnas.spaces.structural_space import StructuralSearchSpace
-from mmdetnas.utils.dist import broadcast_object, set_collective_timeout
+from mmdetnas.utils.dist import broadcast_object
 from mmdetnas.utils.runner_release import release_runner
 
 #: keys of the search config that are not part of a candidate's config
-SEARCH_KEYS = ('structural_search', 'structural_space', 'modular_search',
-               'modular_space')
-#: options of the search config read by the driver (the rest go to the
-#: engine)
-OWN_KEYS = ('score_key', 'flops', 'params', 'latency', 'latency_warmup',
-            'collective_timeout',
-            'latency_repeats', 'init', 'seed')
+SPACE_KEYS = ('structural_space', 'modular_space')
 #: run-time keys not written into the front's configs
 RUN_KEYS = ('work_dir', 'experiment_name', 'resume', 'load_from',
             'launcher')
 
 
-class StructuralSearch:
-    """The structural search of one config (see the module docstring).
+@LOOPS.register_module()
+class StructuralSearchLoop(BaseSearchLoop):
+    """The SM-NAS structural search of one detector config (see the module
+    docstring).
 
     The config is an mmdet detector config (the *base*: model, data,
-    evaluator, the fast schedule) with two more entries:
+    evaluator, optimizer and schedulers of the fast schedule) with
 
     * ``structural_space``: the components (see
       :class:`~mmdetnas.spaces.StructuralSearchSpace`);
-    * ``structural_search``: ``dict(population_size, max_generations,
-      top_k, num_mutation, num_crossover, max_tries_factor, score_key,
-      seed, init=[genomes], flops=(min, max) MACs of the whole detector at
-      its input size, params=(min, max), latency=(min, max) ms,
-      latency_warmup, latency_repeats, collective_timeout)``
-      (``collective_timeout``: seconds a rank may wait for rank 0 in the
-      search's own collectives, default 6 hours; see
-      :mod:`mmdetnas.utils.dist`).
+    * ``train_cfg = dict(_delete_=True, type='mmdetnas.StructuralSearchLoop',
+      candidate_train_cfg=dict(...), population_size=..., ...)``: this
+      loop's arguments below.
 
     FLOPs and params are checked before training; latency is measured after
     training (the trained model's post-processing cost differs from an
@@ -80,82 +83,105 @@ class StructuralSearch:
     ``feasible=False`` and kept out of selection and the front.
 
     Args:
-        cfg (Config): the search config, with ``work_dir`` set.
+        runner: The outer Runner (:func:`mmdetnas.engine.
+            build_search_runner`); ``runner.cfg`` is the search config.
+        dataloader: Unused (each candidate builds its own).
+        candidate_train_cfg (dict): The ``train_cfg`` of every candidate's
+            training (e.g. ``dict(type='IterBasedTrainLoop', max_iters=..)``;
+            its validation runs once, at the end).
+        population_size, max_generations, top_k, num_mutation,
+        num_crossover, max_tries_factor, seed: see
+            :class:`~mmdetnas.search.population.Population`.
+        score_key (str): The metric maximised (checked against the
+            ``val_evaluator`` before anything trains).
+        init (Sequence): Genomes of the first generation.
+        flops (tuple, optional): ``(min, max)`` MACs of the whole detector
+            at its input size (no post-processing).
+        params (tuple, optional): ``(min, max)`` parameters.
+        latency (tuple, optional): ``(min, max)`` ms.
+        latency_warmup (int): Untimed runs before timing.
+        latency_repeats (int): Timed runs (the median is kept).
         resume (bool): Continue from ``work_dir/search_state.pkl``; the
             candidate in flight resumes from its last checkpoint.
+        collective_timeout (float, optional): Seconds a rank may wait for
+            rank 0 in the search's own collectives (default 6 hours; see
+            :mod:`mmdetnas.utils.dist`).
 
     Raises:
-        KeyError: the config has no ``structural_space``.
-        ValueError: a malformed space, range or init genome.
+        KeyError: the config has no :attr:`space_key` entry.
+        ValueError: a bad population setting (named
+            ``train_cfg.<name>``), a malformed space, range or init genome,
+            a ``score_key`` the evaluator does not return, or a space
+            naming an unregistered type.
+        TypeError: ``candidate_train_cfg`` is not a dict.
     """
 
     #: config key of the search space
     space_key = 'structural_space'
-    #: config key of the search options
-    options_key = 'structural_search'
     #: record field holding the genome (JSON form)
     genome_field = 'choices'
-    #: tag of the log lines
     tag = 'structural'
+    builds_dataloader = False
 
-    def __init__(self, cfg: Config, resume: bool = False):
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 candidate_train_cfg: Optional[dict] = None,
+                 population_size: int = 50,
+                 max_generations: int = 20,
+                 top_k: int = 10,
+                 num_mutation: int = 20,
+                 num_crossover: int = 20,
+                 max_tries_factor: int = 10,
+                 score_key: str = 'coco/bbox_mAP',
+                 seed: int = 0,
+                 init: Sequence = (),
+                 flops: Optional[Sequence] = None,
+                 params: Optional[Sequence] = None,
+                 latency: Optional[Sequence] = None,
+                 latency_warmup: int = 2,
+                 latency_repeats: int = 5,
+                 resume: bool = False,
+                 collective_timeout: Optional[float] = None):
+        super().__init__(
+            runner, dataloader, population_size=population_size,
+            max_generations=max_generations, top_k=top_k,
+            num_mutation=num_mutation, num_crossover=num_crossover,
+            max_tries_factor=max_tries_factor, score_key=score_key,
+            seed=seed, resume=resume, collective_timeout=collective_timeout)
+        cfg = runner.cfg
         if cfg.get(self.space_key) is None:
             raise KeyError(f'the config has no {self.space_key}; see '
                            'configs/smnas/ for examples')
-        self.cfg = cfg
-        self.resume = resume
-        opts = dict(cfg.get(self.options_key) or {})
-        base = copy.deepcopy(cfg._cfg_dict.to_dict())
-        for k in SEARCH_KEYS:
-            base.pop(k, None)
-        self.base = Config(base, filename=cfg.filename)
-        self.space = self.build_space(cfg[self.space_key])
-        self.work_dir = cfg.work_dir
-        self.score_key = opts.pop('score_key', 'coco/bbox_mAP')
-        self.flops = as_range('flops', opts.pop('flops', None))
-        self.params = as_range('params', opts.pop('params', None))
-        self.latency = as_range('latency', opts.pop('latency', None))
-        self.latency_warmup = opts.pop('latency_warmup', 2)
-        self.latency_repeats = opts.pop('latency_repeats', 5)
-        # seconds a rank may wait in the search's own collectives (rank 0
-        # proposing a generation, counting FLOPs, timing a candidate): a
-        # gloo group of their own, see mmdetnas.utils.dist
-        set_collective_timeout(opts.pop('collective_timeout', None))
-        init = [self.space.validate(g) for g in opts.pop('init', ())]
-        self.init = init
-        seed = opts.pop('seed', 0)
-        engine_keys = ('population_size', 'max_generations', 'top_k',
-                       'num_mutation', 'num_crossover', 'max_tries_factor')
-        unknown = set(opts) - set(engine_keys)
-        if unknown:
-            raise ValueError(f'unknown {self.options_key} option(s) '
-                             f'{sorted(unknown)}; expected some of '
-                             f'{sorted(engine_keys + OWN_KEYS)}')
-        # each setting on its own first, so the message blames the right
-        # one; then the score key against the evaluator's metric names,
-        # before anything trains
-        import inspect
-        defaults = {k: v.default for k, v in inspect.signature(
-            SearchEngine.__init__).parameters.items() if k in engine_keys}
-        defaults.update({k: opts[k] for k in engine_keys if k in opts})
-        check_population_settings(setting=self.options_key, **defaults)
+        if not isinstance(candidate_train_cfg, dict):
+            raise TypeError(
+                f'train_cfg.candidate_train_cfg must be the train_cfg of '
+                f'every candidate (a dict such as dict(type='
+                f"'IterBasedTrainLoop', max_iters=100)), got "
+                f'{candidate_train_cfg!r}')
+        self.base = candidate_base_config(cfg, candidate_train_cfg)
+        self.flops = as_range('flops', flops)
+        self.params = as_range('params', params)
+        self.latency = as_range('latency', latency)
+        self.latency_warmup = latency_warmup
+        self.latency_repeats = latency_repeats
+        # the score key against the evaluator's metric names, before
+        # anything trains
         self._check_score_key()
-        self.engine = SearchEngine(
-            self.work_dir, self.space, self.genome_field,
-            score_key=self.score_key, cost_key='latency_ms',
-            multi_objective=True, seed=seed,
-            **{k: opts[k] for k in engine_keys if k in opts})
+        space = self.build_space(cfg[self.space_key], self.base)
+        self.init_genomes = [space.validate(g) for g in init]
+        self.make_population(space, self.genome_field, 'latency_ms', True)
         self._cost_cache = {}
-        self.logger = None
+        self._log_handler = None
         # every choice builds and names registered types, checked before
         # anything trains (and before a resume proposes a candidate again)
-        check = getattr(self.space, 'check_buildable', None)
+        check = getattr(space, 'check_buildable', None)
         self.space_size = check(self.base) if check is not None else None
 
     def _check_score_key(self) -> None:
         """Refuse a ``score_key`` the config's ``val_evaluator`` will not
         return (known metric types; others, or an evaluator that cannot be
-        built here, are checked after the first candidate as before)."""
+        built here, are checked after the first candidate)."""
         ev = self.base.get('val_evaluator')
         if ev is None:
             return
@@ -166,119 +192,85 @@ class StructuralSearch:
         except Exception:  # noqa: BLE001 (e.g. its data is elsewhere)
             return
         check_score_key(self.score_key, evaluator,
-                        setting=f'{self.options_key}.score_key')
+                        setting='train_cfg.score_key')
 
-    def build_space(self, space_cfg) -> StructuralSearchSpace:
-        """The search space of the config's :attr:`space_key` entry."""
+    @classmethod
+    def build_space(cls, space_cfg, base: Config) -> StructuralSearchSpace:
+        """The search space of the config's :attr:`space_key` entry
+        (``base``: the candidates' base config)."""
         return StructuralSearchSpace.from_cfg(space_cfg)
 
     # ------------------------------------------------------------------ run
-    def run(self) -> List[dict]:
-        """Run the search on every rank; returns the Pareto front."""
-        os.makedirs(self.work_dir, exist_ok=True)
-        eng = self.engine
-        # an earlier search's files (search.log included) move aside
-        # before this search opens its log
-        warning = None if self.resume else eng.start_new(is_main_process())
-        self.logger = MMLogger.get_instance(
-            f'structural_search_{time.time_ns()}', logger_name='mmdetnas',
-            log_file=osp.join(self.work_dir, 'search.log'),
-            # a resumed search continues the log of the killed one
-            file_mode='a' if self.resume else 'w')
-        if self.resume:
-            state = broadcast_object(
-                eng.read_state() if is_main_process() else None)
-            if state is None:
-                self._log('--resume: no search state, starting a new search')
-            else:
-                eng.load(state, is_main_process())
-                self._rebase_records()
-                self._log(f'resumed at generation {eng.generation + 1} with '
-                          f'{len(eng.records)} trained candidates')
-        elif warning:
-            self.logger.warning(warning)
-        if self.space_size is not None and \
-                eng.population_size > self.space_size:
-            self.logger.warning(
-                f'population_size={eng.population_size} is larger than the '
-                f'search space ({self.space_size} structures): the search '
-                'stops once every structure is trained')
-        start, n_start = time.time(), len(eng.records)
-        while eng.generation < eng.max_generations:
-            if eng.pending is None:
-                eng.pending = broadcast_object(
-                    self._propose() if is_main_process() else None)
-                if is_main_process():
-                    eng.save()
-            if not eng.pending:
-                # also a resumed search that had stopped early: its saved
-                # empty generation is not closed and proposed again
-                self._log(f'generation {eng.generation + 1}: '
-                          f'{self._why_no_candidate()}; stopping')
-                break
-            for genome in eng.pending[eng.done_in_generation():]:
-                record = self.evaluate(genome)
-                eng.add_record(record, is_main_process())
-                done = len(eng.records) - n_start
-                self._log(
-                    f"[{self.tag}] gen {eng.generation + 1}/"
-                    f"{eng.max_generations} cand {record['index']} "
-                    f"{record['name']}: {self.score_key}="
-                    f"{record['score']:.4f}, latency "
-                    f"{record['latency_ms']:.1f} ms, "
-                    f"{record['flops'] / 1e9:.2f} GMACs, "
-                    f"{record['params'] / 1e6:.2f}M params, train "
-                    f"{record['train_seconds']:.0f} s, eta "
-                    f"{eng.eta((time.time() - start) / max(done, 1))}")
-            entry = eng.end_generation()
-            if is_main_process():
-                eng.save()
-                self._plot()
-            self._log(f"generation {entry['generation'] + 1} done: best "
-                      f"{entry['best']:.4f}, {entry['evaluated']} trained")
-        front = eng.front()
+    def run(self):
+        """The search (:meth:`BaseSearchLoop.run`); its log lines also go
+        to ``work_dir/search.log``."""
+        try:
+            return super().run()
+        finally:
+            if self._log_handler is not None:
+                self.runner.logger.removeHandler(self._log_handler)
+                self._log_handler.close()
+                self._log_handler = None
+
+    def after_start(self) -> None:
+        """Open ``search.log`` (continued by a resumed search; an earlier
+        search's was moved aside) and warn when the population is larger
+        than the space."""
         if is_main_process():
-            self._write_outputs(front)
-        return front
-
-    def _why_no_candidate(self) -> str:
+            logger = self.runner.logger
+            handler = logging.FileHandler(
+                osp.join(self.work_dir, 'search.log'),
+                mode='a' if self.resume else 'w')
+            like = next((h for h in logger.handlers
+                         if isinstance(h, logging.FileHandler)), None)
+            handler.setFormatter(like.formatter if like else None)
+            handler.setLevel(like.level if like else logging.INFO)
+            logger.addHandler(handler)
+            self._log_handler = handler
         if self.space_size is not None and \
-                len(self.engine.visited) >= self.space_size:
-            return (f'all {self.space_size} structures of the search space '
-                    'have been trained')
-        return 'no new candidate fits the constraints'
+                self.population_size > self.space_size:
+            self.log(
+                f'population_size={self.population_size} is larger than the '
+                f'search space ({self.space_size} structures): the search '
+                'stops once every structure is trained', logging.WARNING)
 
-    def _candidate_dir(self, index: int) -> str:
-        return osp.join(self.work_dir, 'candidates', f'{index:03d}')
-
-    def _rebase_records(self) -> None:
+    def after_load(self) -> None:
         """Point the records' ``config`` at this work dir's candidate
         folders: a search moved aside by a new one and resumed in its new
         place recorded the old paths, where the new search now writes its
         own candidates."""
-        for r in self.engine.records:
+        for r in self.records:
             moved = osp.join(self._candidate_dir(r['index']),
                              osp.basename(r['config']))
             if osp.isfile(moved):  # this search's own copy, always
                 r['config'] = moved
 
-    def _log(self, msg: str) -> None:
-        if is_main_process():
-            self.logger.info(msg)
+    def why_no_candidate(self) -> str:
+        if self.space_size is not None and \
+                len(self.population.visited) >= self.space_size:
+            return (f'all {self.space_size} structures of the search space '
+                    'have been trained')
+        return 'no new candidate fits the constraints'
 
-    # ------------------------------------------------------------- proposal
-    def _propose(self) -> list:
-        eng = self.engine
-        cands = eng.propose(self._fits, self.init)
-        self._log(f'generation {eng.generation + 1}: {len(cands)} new '
-                  'candidates: ' + ', '.join(map(self.space.label, cands)))
-        if not cands and not eng.records:
-            raise RuntimeError(
-                f'no {self.tag} candidate satisfies the constraints (flops '
-                f'{self.flops}, params {self.params}) after '
-                f'{eng.max_tries_factor * eng.population_size} tries')
+    def describe_constraints(self) -> str:
+        parts = [f'{name} in [{rng[0]}, {rng[1]}]{unit}'
+                 for name, rng, unit in (('flops', self.flops, ' MACs'),
+                                         ('params', self.params, ''),
+                                         ('latency', self.latency, ' ms'))
+                 if rng is not None]
+        return ', '.join(parts) or 'no constraints'
+
+    def _candidate_dir(self, index: int) -> str:
+        return osp.join(self.work_dir, 'candidates', f'{index:03d}')
+
+    def propose(self) -> list:
+        cands = super().propose()
+        if cands:
+            self.log(f'[{self.tag}] ' + ', '.join(map(self.space.label,
+                                                     cands)))
         return cands
 
+    # ---------------------------------------------------------- constraints
     def _shape(self, genome) -> tuple:
         """``(H, W)`` latency/FLOPs input: the chosen scale (or the test
         pipeline's), padded up to a multiple of 32."""
@@ -300,20 +292,25 @@ class StructuralSearch:
             try:
                 flops = int(model_flops(model, self._shape(genome)))
             except Exception as e:  # noqa: BLE001
-                self._log(f'FLOPs of {self.space.label(genome)} not '
-                          f'counted: {type(e).__name__}: {e}')
+                self.log(f'FLOPs of {self.space.label(genome)} not '
+                         f'counted: {type(e).__name__}: {e}')
                 flops = None
             self._cost_cache[key] = dict(flops=flops, params=params)
         return self._cost_cache[key]
 
-    def _fits(self, genome) -> bool:
+    def fits(self, genome) -> bool:
         if self.flops is None and self.params is None:
             return True
         c = self.cost(genome)
         return _inside(c['flops'], self.flops) and _inside(
             c['params'], self.params)
 
-    # ----------------------------------------------------------- evaluation
+    # ----------------------------------------------------------- scoring
+    def score_candidates(self, genomes: List) -> List[dict]:
+        """Train, score and time each genome in turn (:meth:`evaluate`),
+        all ranks together."""
+        return [self.evaluate(g) for g in genomes]
+
     def candidate_config(self, genome, index: int) -> Config:
         """The candidate's config with its run-time settings (work dir,
         experiment name, resume from its own last checkpoint when the
@@ -336,11 +333,16 @@ class StructuralSearch:
                 ckpt = None
         cfg.resume = ckpt is not None
         cfg.load_from = ckpt
+        vis = cfg.get('visualizer')
+        if isinstance(vis, dict):
+            # a visualizer of its own: mmdet's fixed name='visualizer'
+            # would reuse another Runner's instance (and its vis_data)
+            vis['name'] = cfg.experiment_name
         randomness = dict(cfg.get('randomness') or {})
         if randomness.get('seed') is None:
             # every candidate sees the same initialisation stream and data
             # order: differences come from the structure, not the draw
-            randomness['seed'] = self.engine.seed
+            randomness['seed'] = self.seed
             cfg.randomness = randomness
         return cfg
 
@@ -358,8 +360,7 @@ class StructuralSearch:
             RuntimeError: ``score_key`` is not among the metrics.
         """
         from mmengine.runner import Runner
-        eng = self.engine
-        index = len(eng.records)
+        index = len(self.records)
         cfg = self.candidate_config(genome, index)
         cost = broadcast_object(self.cost(genome) if is_main_process()
                                 else None)
@@ -388,7 +389,7 @@ class StructuralSearch:
         metrics = {k: float(v) if isinstance(v, (int, float)) else v
                    for k, v in metrics.items()}
         return dict(
-            index=index, generation=eng.generation,
+            index=index, generation=self.generation,
             **{self.genome_field: self.space.to_json(genome)},
             name=self.space.label(genome),
             config=osp.join(cfg.work_dir, 'config.py'),
@@ -437,25 +438,55 @@ class StructuralSearch:
         return broadcast_object(latency)
 
     # -------------------------------------------------------------- outputs
-    def _plot(self) -> None:
-        self.engine.plot('latency (ms, batch 1, ' + _device_name() + ')',
-                         label_fn=lambda r: r['name'])
+    # -------------------------------------------------------------- outputs
+    def progress_line(self, record: dict) -> str:
+        return (f"[{self.tag}] gen {record['generation'] + 1}/"
+                f"{self.max_generations} cand {record['index']} "
+                f"{record['name']}: {self.score_key}="
+                f"{record['score']:.4f}, latency "
+                f"{record['latency_ms']:.1f} ms, "
+                f"{(record['flops'] or 0) / 1e9:.2f} GMACs, "
+                f"{record['params'] / 1e6:.2f}M params, train "
+                f"{record['train_seconds']:.0f} s")
 
-    def _write_outputs(self, front: List[dict]) -> None:
+    def scalars(self, record: dict) -> dict:
+        """Adds ``search/latency_ms``, ``search/flops`` (MACs, when
+        counted), ``search/params`` and ``search/train_seconds``."""
+        out = super().scalars(record)
+        out['search/latency_ms'] = record['latency_ms']
+        if record.get('flops') is not None:
+            out['search/flops'] = record['flops']
+        out['search/params'] = record['params']
+        out['search/train_seconds'] = record['train_seconds']
+        return out
+
+    def seconds_per_candidate(self) -> float:
+        """Mean training seconds of the records."""
+        return sum(r['train_seconds'] for r in self.records) / max(
+            len(self.records), 1)
+
+    def plot(self) -> None:
+        self.population.plot(
+            'latency (ms, batch 1, ' + _device_name() + ')',
+            label_fn=lambda r: r['name'])
+
+    def write_outputs(self) -> None:
+        """``front/*.py`` (the candidate's own config per front member),
+        ``pareto.yaml``, the plots and the front in the log (rank 0)."""
         import yaml
-        self._plot()
+        self.plot()
         fdir = osp.join(self.work_dir, 'front')
         os.makedirs(fdir, exist_ok=True)
         for old in os.listdir(fdir):
             if old.endswith('.py'):
                 os.remove(osp.join(fdir, old))
         entries = []
-        for r in front:
+        for r in self.front():
             path = osp.join(fdir, f"{r['index']:03d}_"
                             f"{r['name'].replace('+', '_')}.py")
             # the candidate's own config.py, as it was written (a copy:
             # re-dumping reformats every config of the front with yapf,
-            # about 1 s each, every generation)
+            # about 1 s each)
             shutil.copyfile(r['config'], path)
             entries.append(dict(
                 index=r['index'], name=r['name'], config=path,
@@ -469,9 +500,20 @@ class StructuralSearch:
         lines = [f"  {e['name']}: {self.score_key}={e['score']:.4f}, "
                  f"{e['latency_ms']:.1f} ms -> {e['config']}"
                  for e in entries]
-        self._log(f'[{self.tag}] Pareto front (score up, latency down):\n'
-                  + '\n'.join(lines) + '\ntrain one with: python '
-                  'tools/train.py front/<name>.py')
+        self.log(f'[{self.tag}] Pareto front (score up, latency down):\n'
+                 + '\n'.join(lines) + '\ntrain one with: python '
+                 'tools/train.py front/<name>.py')
+
+
+def candidate_base_config(cfg: Config, candidate_train_cfg: dict) -> Config:
+    """The base config of an SM-NAS search's candidates: the search config
+    without its space entries, with ``candidate_train_cfg`` as its
+    ``train_cfg`` (a copy; ``cfg`` is not changed)."""
+    base = copy.deepcopy(cfg._cfg_dict.to_dict())
+    for k in SPACE_KEYS:
+        base.pop(k, None)
+    base['train_cfg'] = copy.deepcopy(dict(candidate_train_cfg))
+    return Config(base, filename=cfg.filename)
 
 
 def validate_at_end_only(cfg: Config) -> Config:
@@ -558,25 +600,25 @@ def _device_name() -> str:
     return f'CPU {platform.machine()} x{torch.get_num_threads()} threads'
 
 
-class ModularSearch(StructuralSearch):
+@LOOPS.register_module()
+class ModularSearchLoop(StructuralSearchLoop):
     """The SM-NAS modular-level search (Yao et al., AAAI 2020, Sec. 3):
     evolve the backbone code of one detector, every candidate trained from
     scratch, on the mAP/latency Pareto front.
 
-    The same driver and engine as :class:`StructuralSearch` (one Runner per
+    The same loop as :class:`StructuralSearchLoop` (one Runner per
     candidate, FLOPs/params checked before training, latency after it on
-    rank 0, resume, DDP under a launcher, the same outputs); only the genome
-    differs: a backbone code (:class:`mmdetnas.spaces.ModularSearchSpace`)
-    instead of a combination of modules. The config is the detector to
-    search the backbone of (usually the structural stage's chosen one with
-    the from-scratch recipe, see ``configs/smnas/smnas_modular_*``) plus
-
-    * ``modular_space``: ``dict(depth, min_blocks, max_blocks,
-      base_channels, num_widenings, flops_ratio, input_size, num_ops,
-      base_prob, backbone)``; ``input_size`` defaults to the test
-      pipeline's resize scale;
-    * ``modular_search``: the options of ``structural_search``, with
-      ``init`` a list of code strings (e.g. the plain ResNet's).
+    rank 0, resume, DDP under a launcher, the same outputs, the same
+    arguments with ``init`` a list of code strings, e.g. the plain
+    ResNet's); only the genome differs: a backbone code
+    (:class:`mmdetnas.spaces.ModularSearchSpace`) instead of a combination
+    of modules. The config is the detector to search the backbone of
+    (usually the structural stage's chosen one with the from-scratch
+    recipe, see ``configs/smnas/smnas_modular_*``) plus
+    ``modular_space``: ``dict(depth, min_blocks, max_blocks,
+    base_channels, num_widenings, flops_ratio, input_size, num_ops,
+    base_prob, backbone)``; ``input_size`` defaults to the test pipeline's
+    resize scale.
 
     Records hold ``code`` instead of ``choices`` and also
     ``backbone_flops`` (MACs of the backbone's convs at the input shape,
@@ -587,14 +629,16 @@ class ModularSearch(StructuralSearch):
         ValueError: a malformed space, option or init code.
     """
     space_key = 'modular_space'
-    options_key = 'modular_search'
     genome_field = 'code'
     tag = 'modular'
 
-    def build_space(self, space_cfg) -> ModularSearchSpace:
+    @classmethod
+    def build_space(cls, space_cfg, base: Config) -> ModularSearchSpace:
+        """The ``modular_space`` of the config; its ``input_size``
+        defaults to the test pipeline's resize scale of ``base``."""
         space_cfg = dict(space_cfg)
         if space_cfg.get('input_size') is None:
-            w, h = _test_scale(self.base) or (1333, 800)
+            w, h = _test_scale(base) or (1333, 800)
             space_cfg['input_size'] = (h, w)
         return ModularSearchSpace.from_cfg(space_cfg)
 
