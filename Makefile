@@ -17,7 +17,7 @@ quickstart-tiny: install
 	$(BIN)/python tools/quickstart.py --tiny
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 benchmarks: install
 	$(BIN)/python benchmarks/run_all.py

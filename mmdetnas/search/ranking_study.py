@@ -316,7 +316,7 @@ class SupernetScoringLoop(EvolutionSearchLoop):
     def archs_per_batch(self) -> int:
         """Architectures scored together: ``world_size`` in
         ``'candidate'`` mode (one per rank), else 1."""
-        return _rank_world()[1] if self.parallel == 'candidate' else 1
+        return self.candidates_per_iter
 
     def add_job(self, archs: Sequence, on_scored: Callable,
                 checkpoint: Optional[str] = None,
