@@ -34,6 +34,7 @@ BENCHMARKS = [
     ('search_throughput', 'bench_search_throughput.py'),
     ('what_search_buys', 'bench_what_search_buys.py'),
     ('ranking', 'bench_ranking.py'),
+    ('latency_table', 'bench_latency_table.py'),
 ]
 
 

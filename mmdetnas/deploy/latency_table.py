@@ -398,6 +398,7 @@ def parts_fingerprint(model_cfg) -> str:
     the backbone's settings other than its path and weights, the neck and
     the dense head configs."""
     cfg = copy.deepcopy(model_cfg)
+    _plain_bn(cfg)
     bb = dict(_detnas_backbone_cfg(cfg))
     for k in ('arch', 'init_cfg', 'weight_sharing', 'frozen_stages',
               'norm_eval'):

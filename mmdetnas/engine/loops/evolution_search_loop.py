@@ -26,12 +26,11 @@ import logging
 import os.path as osp
 import random
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmengine.dist import get_rank, get_world_size, is_main_process
-from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmdetnas.engine.hooks.path_sampler_hook import PathSamplerHook
@@ -87,7 +86,17 @@ class EvolutionSearchLoop(BaseSearchLoop):
         params (tuple, optional): ``(min, max)`` backbone parameters.
         latency (tuple, optional): ``(min, max)`` whole-model latency in ms,
             measured on the current device at ``latency_shape``.
-        latency_shape (tuple[int]): ``(H, W)`` input of latency measurement.
+        latency_shape (tuple[int]): ``(H, W)`` input of latency measurement
+            (and the shape a ``latency_table`` must have been built for).
+        latency_table (str | dict, optional): A latency lookup table
+            (``tools/analysis_tools/latency_table.py``), built on the target
+            machine: ``'TABLE.json'``, or ``dict(file='TABLE.json',
+            backend='onnxruntime', device='cpu: <CPU model>')`` to also
+            require its backend / device. The ``latency`` constraint and the
+            ``'latency_ms'`` objective then use its predictions (ms of the
+            exported backbone, neck and dense head on that backend), with no
+            timing during the search. Without it, latency is the whole
+            model's, timed with PyTorch eager on the current device.
         score_key (str): Metric to maximise, e.g. ``'coco/bbox_mAP'`` or
             ``'pascal_voc/mAP'``.
         multi_objective (bool): Keep the Pareto front of (score up, cost
@@ -181,6 +190,7 @@ class EvolutionSearchLoop(BaseSearchLoop):
                  params: Optional[Sequence] = None,
                  latency: Optional[Sequence] = None,
                  latency_shape: Sequence[int] = (800, 1333),
+                 latency_table: Union[None, str, dict] = None,
                  score_key: str = 'coco/bbox_mAP',
                  multi_objective: bool = False,
                  cost_key: str = 'flops',
@@ -234,6 +244,7 @@ class EvolutionSearchLoop(BaseSearchLoop):
         space = self.backbones[0].search_space
         self.init_archs = [resolve_arch(a, space)[1] for a in init_archs]
         self.init_genomes = self.init_archs
+        self.latency_table = self._load_latency_table(latency_table, space)
         self.constraints = ArchConstraints(
             space, flops=flops, params=params, latency=latency,
             latency_fn=self._latency_of)
@@ -286,6 +297,10 @@ class EvolutionSearchLoop(BaseSearchLoop):
         ckpt = self.supernet_checkpoint
         self.population.identity['supernet_sha256'] = (
             file_sha256(ckpt) if ckpt and osp.isfile(ckpt) else None)
+        if self.latency_table is not None:
+            # latencies of another table are not mixed into a resumed search
+            self.population.identity['latency_table'] = (
+                self.latency_table.describe())
         self.check_score_key()
 
     def check_score_key(self) -> bool:
@@ -346,7 +361,56 @@ class EvolutionSearchLoop(BaseSearchLoop):
         for m in self.backbones:
             m.set_arch(arch)
 
+    def _load_latency_table(self, spec, space):
+        """The :class:`mmdetnas.deploy.LatencyTable` of ``spec``, checked
+        against the model's space and fixed parts, ``latency_shape`` and
+        the backend / device the config asks for."""
+        if spec is None:
+            return None
+        from mmdetnas.deploy import LatencyTable, parts_fingerprint
+        if isinstance(spec, str):
+            spec = dict(file=spec)
+        if not isinstance(spec, dict) or 'file' not in spec or set(
+                spec) - {'file', 'backend', 'device'}:
+            raise ValueError(
+                "latency_table must be 'TABLE.json' or dict(file=..., "
+                f'backend=None, device=None), got {spec!r}')
+        table = LatencyTable.load(spec['file'])
+        model_cfg = getattr(getattr(self.runner, 'cfg', None), 'model',
+                            None)
+        parts = None
+        if model_cfg is not None:
+            try:
+                parts = parts_fingerprint(model_cfg)
+            except ValueError:
+                parts = None
+        table.check(space=space, shape=self.latency_shape,
+                    backend=spec.get('backend'), device=spec.get('device'),
+                    parts_sha=parts)
+        return table
+
+    @property
+    def latency_backend(self) -> str:
+        """How latency is obtained: ``'onnxruntime 1.32.0 (table)'`` or
+        ``'torch 2.x (measured, eager)'``."""
+        t = self.latency_table
+        if t is not None:
+            return (f"{t.built_for['backend']} "
+                    f"{t.built_for.get('backend_version', '')} (table)")
+        return f'torch {torch.__version__} (measured, eager)'
+
+    @property
+    def latency_device(self) -> str:
+        """The device the latency is for (the table's, or this one)."""
+        from mmdetnas.deploy import device_label
+        if self.latency_table is not None:
+            return self.latency_table.built_for['device']
+        dev = next(self._model().parameters()).device.type
+        return device_label('cuda' if dev == 'cuda' else 'cpu')
+
     def _latency_of(self, arch: Arch) -> float:
+        if self.latency_table is not None:
+            return self.latency_table.predict(arch)
         self._activate(arch)
         self._model().eval()
         return measure_latency(self._model(), self.latency_shape)
@@ -464,6 +528,10 @@ class EvolutionSearchLoop(BaseSearchLoop):
             arch=list(arch), arch_indices=arch_to_indices(arch, self.space),
             flops=int(info['flops']), params=int(info['params']),
             latency_ms=info.get('latency_ms'),
+            latency_backend=self.latency_backend if info.get(
+                'latency_ms') is not None else None,
+            latency_device=self.latency_device if info.get(
+                'latency_ms') is not None else None,
             score=float(metrics[self.score_key]), metrics=metrics,
             calib_seconds=scored['calib_seconds'],
             eval_seconds=scored['eval_seconds'])
@@ -512,7 +580,8 @@ class EvolutionSearchLoop(BaseSearchLoop):
 
         Returns:
             dict: the candidate record: ``arch``, ``arch_indices``,
-            ``flops`` (MACs), ``params``, ``latency_ms`` (or None),
+            ``flops`` (MACs), ``params``, ``latency_ms`` (or None) with
+            its ``latency_backend`` and ``latency_device``,
             ``score`` (the ``score_key`` metric), all ``metrics``,
             ``calib_seconds`` and ``eval_seconds``. It is not added to the
             search state.
@@ -560,7 +629,8 @@ class EvolutionSearchLoop(BaseSearchLoop):
         FLOPs or latency)."""
         flops = self.cost_key == 'flops'
         self.population.plot(
-            'backbone FLOPs (M MACs, 224x224)' if flops else 'latency (ms)',
+            'backbone FLOPs (M MACs, 224x224)' if flops else
+            f'latency (ms, {self.latency_backend}, {self.latency_device})',
             1e6 if flops else 1.0)
 
     def write_outputs(self) -> None:
@@ -574,8 +644,9 @@ class EvolutionSearchLoop(BaseSearchLoop):
             return
         self.plot()
         best = topk_single(records, 1)[0]  # best score in both modes
-        meta = {k: best[k] for k in ('score', 'flops', 'params',
-                                     'latency_ms', 'generation', 'index')}
+        meta = {k: best.get(k) for k in (
+            'score', 'flops', 'params', 'latency_ms', 'latency_backend',
+            'latency_device', 'generation', 'index')}
         meta['score_key'] = self.score_key
         best_path = save_arch_file(
             osp.join(self.work_dir, 'best_arch.yaml'), tuple(best['arch']),
@@ -615,5 +686,5 @@ class EvolutionSearchLoop(BaseSearchLoop):
 
 def _summary(r: dict) -> dict:
     keys = ('index', 'generation', 'score', 'flops', 'params', 'latency_ms',
-            'arch')
-    return {k: r[k] for k in keys}
+            'latency_backend', 'latency_device', 'arch')
+    return {k: r.get(k) for k in keys}

@@ -34,7 +34,7 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
@@ -101,6 +101,20 @@ class StructuralSearchLoop(BaseSearchLoop):
         latency (tuple, optional): ``(min, max)`` ms.
         latency_warmup (int): Untimed runs before timing.
         latency_repeats (int): Timed runs (the median is kept).
+        latency_backend (str | dict, optional): Also time each trained
+            candidate's exportable part (backbone, neck, and the dense head
+            of a one-stage detector: :class:`mmdetnas.deploy.
+            DeployableModel`) on an inference backend, at the candidate's
+            input size, batch 1: ``'onnxruntime'``, ``'openvino'``,
+            ``'torch'``, or ``dict(type='onnxruntime', threads=1,
+            warmup=5, repeats=20, rounds=5, device='auto')``. Recorded as
+            ``deployed_latency_ms`` with ``deployed_backend`` and
+            ``deployed_device``, next to ``latency_ms`` (the whole
+            detector, post-processing included, PyTorch eager).
+        latency_objective (str): The latency the Pareto front, selection
+            and the ``latency`` range use: ``'torch'`` (``latency_ms``,
+            default) or ``'deployed'`` (``deployed_latency_ms``; needs
+            ``latency_backend``).
         resume (bool): Continue from ``work_dir/search_state.pkl``; the
             candidate in flight resumes from its last checkpoint.
         collective_timeout (float, optional): Seconds a rank may wait for
@@ -141,6 +155,8 @@ class StructuralSearchLoop(BaseSearchLoop):
                  latency: Optional[Sequence] = None,
                  latency_warmup: int = 2,
                  latency_repeats: int = 5,
+                 latency_backend: Union[None, str, dict] = None,
+                 latency_objective: str = 'torch',
                  resume: bool = False,
                  collective_timeout: Optional[float] = None):
         super().__init__(
@@ -165,12 +181,24 @@ class StructuralSearchLoop(BaseSearchLoop):
         self.latency = as_range('latency', latency)
         self.latency_warmup = latency_warmup
         self.latency_repeats = latency_repeats
+        self.deploy_backend = self._build_deploy_backend(latency_backend)
+        if latency_objective not in ('torch', 'deployed'):
+            raise ValueError(f"train_cfg.latency_objective must be 'torch' or"
+                             f" 'deployed', got {latency_objective!r}")
+        if latency_objective == 'deployed' and self.deploy_backend is None:
+            raise ValueError("train_cfg.latency_objective='deployed' needs "
+                             "train_cfg.latency_backend (e.g. 'onnxruntime')")
+        self.latency_objective = latency_objective
+        self.latency_key = ('deployed_latency_ms'
+                            if latency_objective == 'deployed'
+                            else 'latency_ms')
         # the score key against the evaluator's metric names, before
         # anything trains
         self._check_score_key()
         space = self.build_space(cfg[self.space_key], self.base)
         self.init_genomes = [space.validate(g) for g in init]
-        self.make_population(space, self.genome_field, 'latency_ms', True)
+        self.make_population(space, self.genome_field, self.latency_key,
+                             True)
         self._cost_cache = {}
         self._log_handler = None
         # every choice builds and names registered types, checked before
@@ -380,6 +408,7 @@ class StructuralSearchLoop(BaseSearchLoop):
             metrics = self._train_and_score(runner)
             train_s = time.time() - t0
             latency = self._measure_latency(runner, genome)
+            deployed = self._measure_deployed(runner, genome)
         finally:
             # the candidate's logger (its open log file), message hub,
             # visualizer, default scope, model, optimizer, loaders and
@@ -394,11 +423,18 @@ class StructuralSearchLoop(BaseSearchLoop):
             name=self.space.label(genome),
             config=osp.join(cfg.work_dir, 'config.py'),
             score=float(metrics[self.score_key]), metrics=metrics,
-            latency_ms=float(latency), flops=cost['flops'],
+            latency_ms=float(latency),
+            latency_backend=f'torch {torch.__version__} (eager, '
+            'post-processing included)',
+            **(deployed or {}),
+            flops=cost['flops'],
             params=int(cost['params']), train_seconds=round(train_s, 1),
             input_shape=list(self._shape(genome)),
             device=_device_name(),
-            feasible=_inside(latency, self.latency))
+            feasible=_inside(
+                latency if deployed is None else
+                deployed[self.latency_key] if self.latency_key in deployed
+                else latency, self.latency))
 
     def _train_and_score(self, runner) -> dict:
         """Train the candidate's Runner; the metrics of its one evaluation.
@@ -437,14 +473,53 @@ class StructuralSearchLoop(BaseSearchLoop):
                 self.latency_repeats, mode='predict')
         return broadcast_object(latency)
 
-    # -------------------------------------------------------------- outputs
+    @staticmethod
+    def _build_deploy_backend(spec):
+        if spec is None:
+            return None
+        from mmdetnas.deploy import build_backend
+        if isinstance(spec, str):
+            spec = dict(type=spec)
+        if not isinstance(spec, dict) or 'type' not in spec:
+            raise ValueError(
+                "train_cfg.latency_backend must be a backend name "
+                "('onnxruntime', 'openvino', 'torch') or dict(type=..., "
+                f'threads=.., repeats=.., ...), got {spec!r}')
+        spec = dict(spec)
+        return build_backend(spec.pop('type'), **spec)
+
+    def _measure_deployed(self, runner, genome) -> Optional[dict]:
+        """The trained model's exportable part timed on
+        ``latency_backend`` (rank 0, broadcast): ``deployed_latency_ms``,
+        ``deployed_backend``, ``deployed_device``, ``deployed_parts``;
+        ``None`` without a ``latency_backend``."""
+        if self.deploy_backend is None:
+            return None
+        out = None
+        if is_main_process():
+            from mmdetnas.deploy import DeployableModel, deployable_input
+            model = runner.model.module if is_model_wrapper(runner.model) \
+                else runner.model
+            deploy = DeployableModel(copy.deepcopy(model).cpu().eval())
+            b = self.deploy_backend
+            t = b.time(deploy, deployable_input(self._shape(genome)))
+            out = dict(deployed_latency_ms=t.median_ms,
+                       deployed_backend=f'{t.backend} {t.backend_version}',
+                       deployed_device=t.device,
+                       deployed_parts=deploy.parts)
+        return broadcast_object(out)
+
     # -------------------------------------------------------------- outputs
     def progress_line(self, record: dict) -> str:
         return (f"[{self.tag}] gen {record['generation'] + 1}/"
                 f"{self.max_generations} cand {record['index']} "
                 f"{record['name']}: {self.score_key}="
                 f"{record['score']:.4f}, latency "
-                f"{record['latency_ms']:.1f} ms, "
+                f"{record['latency_ms']:.1f} ms"
+                + (f" ({record['deployed_latency_ms']:.1f} ms on "
+                   f"{record['deployed_backend']})"
+                   if record.get('deployed_latency_ms') is not None else '')
+                + ", "
                 f"{(record['flops'] or 0) / 1e9:.2f} GMACs, "
                 f"{record['params'] / 1e6:.2f}M params, train "
                 f"{record['train_seconds']:.0f} s")
@@ -454,6 +529,8 @@ class StructuralSearchLoop(BaseSearchLoop):
         counted), ``search/params`` and ``search/train_seconds``."""
         out = super().scalars(record)
         out['search/latency_ms'] = record['latency_ms']
+        if record.get('deployed_latency_ms') is not None:
+            out['search/deployed_latency_ms'] = record['deployed_latency_ms']
         if record.get('flops') is not None:
             out['search/flops'] = record['flops']
         out['search/params'] = record['params']
@@ -466,9 +543,14 @@ class StructuralSearchLoop(BaseSearchLoop):
             len(self.records), 1)
 
     def plot(self) -> None:
-        self.population.plot(
-            'latency (ms, batch 1, ' + _device_name() + ')',
-            label_fn=lambda r: r['name'])
+        if self.latency_key == 'deployed_latency_ms':
+            b = self.deploy_backend
+            label = (f'deployed latency (ms, batch 1, {b.name} '
+                     f'{b.version}, {b.device_name})')
+        else:
+            label = ('latency (ms, batch 1, torch eager, '
+                     + _device_name() + ')')
+        self.population.plot(label, label_fn=lambda r: r['name'])
 
     def write_outputs(self) -> None:
         """``front/*.py`` (the candidate's own config per front member),
@@ -491,14 +573,18 @@ class StructuralSearchLoop(BaseSearchLoop):
             entries.append(dict(
                 index=r['index'], name=r['name'], config=path,
                 score=r['score'], latency_ms=r['latency_ms'],
+                **{k: r[k] for k in ('deployed_latency_ms',
+                                     'deployed_backend', 'deployed_device')
+                   if r.get(k) is not None},
                 flops=r['flops'], params=r['params'],
                 **{self.genome_field: r[self.genome_field]}))
         with open(osp.join(self.work_dir, 'pareto.yaml'), 'w') as f:
             yaml.safe_dump(dict(
-                objectives=[f'max {self.score_key}', 'min latency_ms'],
+                objectives=[f'max {self.score_key}',
+                            f'min {self.latency_key}'],
                 device=_device_name(), front=entries), f, sort_keys=False)
         lines = [f"  {e['name']}: {self.score_key}={e['score']:.4f}, "
-                 f"{e['latency_ms']:.1f} ms -> {e['config']}"
+                 f"{e[self.latency_key]:.1f} ms -> {e['config']}"
                  for e in entries]
         self.log(f'[{self.tag}] Pareto front (score up, latency down):\n'
                  + '\n'.join(lines) + '\ntrain one with: python '
