@@ -162,3 +162,60 @@ def test_search_refuses_a_table_for_another_backend(setup, tmp_path):
     ], check=False)
     assert out.returncode != 0
     assert "backend: the table is for 'onnxruntime', 'openvino'" in out.stderr
+
+
+def test_predict_and_measure_commands(setup, tmp_path):
+    _, _, table, _ = setup
+    with open(table) as f:
+        data = json.load(f)
+    n = len(data['built_for']['layer_keys'])
+    choices = list(data['built_for']['layer_keys'][0])
+    arch = [choices[0]] * (n // 2) + [choices[-1]] * (n - n // 2)
+    text = ','.join(arch)
+    out = run_tool(['tools/analysis_tools/latency_table.py', '--table', table,
+                    '--predict', text, '--json'])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r['predicted_ms'] == pytest.approx(by_hand(data, arch), rel=1e-9)
+    out = run_tool(['tools/analysis_tools/latency_table.py', SEARCH,
+                    '--table', table, '--measure', text, '--json'])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    t = r['timing']
+    assert r['predicted_ms'] == pytest.approx(by_hand(data, arch), rel=1e-9)
+    assert t['backend'] == 'onnxruntime' and t['median_ms'] > 0
+    assert t['input_shape'] == [1, 3, *SHAPE]
+    # the table's timing settings: 1 warm-up, 3 calls, 1 round
+    assert t['repeats'] == 3 and t['warmup'] == 1
+    assert r['error_pct'] == pytest.approx(
+        100 * (r['predicted_ms'] - t['median_ms']) / t['median_ms'])
+
+
+def test_bad_tables_and_exports_are_refused(setup, tmp_path):
+    _, ckpt, table, _ = setup
+    cut = tmp_path / 'cut.json'
+    cut.write_text(open(table).read()[:500])
+    out = run_tool(['tools/analysis_tools/latency_table.py', '--table',
+                    str(cut), '--predict', '0' + ',0' * 19], check=False)
+    assert out.returncode == 1
+    assert 'not readable JSON' in out.stderr and str(cut) in out.stderr
+    # an architecture of another length
+    out = run_tool(['tools/analysis_tools/latency_table.py', '--table',
+                    table, '--predict', '0,1,2'], check=False)
+    assert out.returncode == 1 and '3' in out.stderr
+    # building into a table made with other settings: refused, unchanged
+    before = open(table).read()
+    out = run_tool(['tools/analysis_tools/latency_table.py', SEARCH,
+                    '--backend', 'onnxruntime', '--shape', '64', '64',
+                    '--out', table, '--repeats', '3', '--rounds', '1',
+                    '--warmup', '1'], check=False)
+    assert out.returncode == 1 and 'input shape' in out.stderr
+    assert open(table).read() == before
+    # an unknown backend
+    out = run_tool(['tools/analysis_tools/latency_table.py', SEARCH,
+                    '--backend', 'tensorrt', '--shape', '64', '64', '--out',
+                    str(tmp_path / 't.json')], check=False)
+    assert out.returncode == 2 and 'tensorrt' in out.stderr
+    # a supernet checkpoint with no architecture to export
+    out = run_tool(['tools/deployment/export_onnx.py', SEARCH, ckpt,
+                    '--out', str(tmp_path / 'x.onnx')], check=False)
+    assert out.returncode == 1 and '--arch' in out.stderr
+    assert not osp.exists(tmp_path / 'x.onnx')

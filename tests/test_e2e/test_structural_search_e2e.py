@@ -27,7 +27,14 @@ def test_structural_search_writes_every_output(tmp_path):
         'train_cfg.top_k=2', 'train_cfg.num_mutation=1',
         'train_cfg.num_crossover=1',
         'train_cfg.latency_repeats=1',
-        'train_cfg.latency_warmup=0'
+        'train_cfg.latency_warmup=0',
+        # each trained candidate's exportable part also timed on ONNX
+        # Runtime, and that latency is the objective
+        'train_cfg.latency_backend.type=onnxruntime',
+        'train_cfg.latency_backend.warmup=0',
+        'train_cfg.latency_backend.repeats=2',
+        'train_cfg.latency_backend.rounds=1',
+        'train_cfg.latency_objective=deployed'
     ]
     run_tool(['tools/search.py', CONFIG, '--work-dir', str(wd),
               '--cfg-options', *opts], timeout=1500)
@@ -40,6 +47,12 @@ def test_structural_search_writes_every_output(tmp_path):
     assert {'two_stage', 'retinanet'} <= families
     for c in cands:
         assert 0.0 <= c['score'] <= 1.0 and c['latency_ms'] > 0
+        assert c['deployed_latency_ms'] > 0
+        assert c['deployed_backend'].startswith('onnxruntime ')
+        assert c['deployed_device'].startswith('cpu: ')
+        # one-stage detectors export their dense head, two-stage ones not
+        head = c['choices']['head'] != 'two_stage'
+        assert ('head' in c['deployed_parts']) == head
         assert c['flops'] > 0 and c['params'] > 0
         assert osp.isfile(c['config'])
         # each candidate really trained: its checkpoint of the last iter
@@ -48,14 +61,18 @@ def test_structural_search_writes_every_output(tmp_path):
                  'search_curve.png', 'search.log'):
         assert osp.getsize(wd / name) > 0
     with open(wd / 'pareto.yaml') as f:
-        front = yaml.safe_load(f)['front']
+        pareto = yaml.safe_load(f)
+    front = pareto['front']
     assert front
-    # the front is non-dominated among the candidates (score up, latency
-    # down), checked by hand
+    assert pareto['objectives'][1] == 'min deployed_latency_ms'
+    # the front is non-dominated among the candidates (score up, deployed
+    # latency down), checked by hand
+    lat = 'deployed_latency_ms'
     for e in front:
+        assert e['deployed_backend'].startswith('onnxruntime ')
         assert not any(
-            c['score'] >= e['score'] and c['latency_ms'] <= e['latency_ms']
-            and (c['score'] > e['score'] or c['latency_ms'] < e['latency_ms'])
+            c['score'] >= e['score'] and c[lat] <= e[lat]
+            and (c['score'] > e['score'] or c[lat] < e[lat])
             for c in cands)
     # a front config trains and tests with the plain tools
     cfg = front[0]['config']
@@ -116,7 +133,8 @@ def _kill_then_resume(wd, opts, expected):
               '--cfg-options', *opts], timeout=1500)
     with open(jsonl) as f:
         got = [json.loads(x) for x in f]
-    timings = ('train_seconds', 'latency_ms', 'config')
+    timings = ('train_seconds', 'latency_ms', 'deployed_latency_ms',
+               'config')
     assert [{k: v for k, v in c.items() if k not in timings}
             for c in got] == [
         {k: v for k, v in c.items() if k not in timings}

@@ -582,3 +582,91 @@ def test_resume_refuses_another_supernet(tmp_path):
     with pytest.raises(RuntimeError, match='supernet_sha256'):
         other.run()
     assert runner.evaluated == []
+
+
+# ------------------------------------------------------ latency table
+def hand_table(path, shape=(800, 1333), weights=None):
+    """A complete latency table of the 300M space written by hand: layer
+    ``i`` choice ``c`` costs ``weights[c] * (i + 1)`` ms, stem 1 ms, no
+    call overhead, no calibration paths (scale 1)."""
+    from mmdetnas.deploy import LatencyTable
+    weights = weights or {'shuffle_3x3': 0.1, 'shuffle_5x5': 0.2,
+                          'shuffle_7x7': 0.4, 'shuffle_xception': 0.3}
+    entries = {'stem': dict(ms=1.0)}
+    layer_keys = []
+    for i in range(SPACE.num_layers):
+        keys = {c: f'{c} L{i}' for c in SPACE.choices}
+        for c, k in keys.items():
+            entries[k] = dict(ms=weights[c] * (i + 1))
+        layer_keys.append(keys)
+    t = LatencyTable(dict(search_space=SPACE.to_dict(), shape=list(shape),
+                          batch=1, backend='onnxruntime',
+                          backend_version='1.0', device='cpu: hand',
+                          threads=1, parts=['stem'], layer_keys=layer_keys),
+                     entries, complete=True)
+    t.save(str(path))
+
+    def latency(arch):
+        return 1.0 + sum(weights[c] * (i + 1) for i, c in enumerate(arch))
+    return latency
+
+
+def test_latency_table_constraint_and_objective(tmp_path):
+    table = tmp_path / 'table.json'
+    latency = hand_table(table)
+    # half of the range between all-3x3 and all-7x7
+    bound = latency(['shuffle_3x3'] * 20) + 0.5 * (
+        latency(['shuffle_7x7'] * 20) - latency(['shuffle_3x3'] * 20))
+    loop, runner = make_loop(tmp_path / 'w', latency_table=str(table),
+                             latency=(None, bound), multi_objective=True,
+                             cost_key='latency_ms', max_generations=2)
+    loop.run()
+    rows = read_jsonl(tmp_path / 'w' / 'candidates.jsonl')
+    assert len(rows) == 20
+    for r in rows:
+        assert r['latency_ms'] == pytest.approx(latency(r['arch']))
+        assert r['latency_ms'] <= bound
+        assert r['latency_backend'] == 'onnxruntime 1.0 (table)'
+        assert r['latency_device'] == 'cpu: hand'
+    with open(tmp_path / 'w' / 'pareto.yaml') as f:
+        pareto = yaml.safe_load(f)
+    assert pareto['objectives'][1] == 'min latency_ms'
+    pts = [(r['score'], r['latency_ms']) for r in rows]
+    for e in pareto['front']:  # non-dominated, by hand
+        assert e['latency_backend'] == 'onnxruntime 1.0 (table)'
+        assert not any(s >= e['score'] and c <= e['latency_ms'] and
+                       (s > e['score'] or c < e['latency_ms'])
+                       for s, c in pts)
+    with open(tmp_path / 'w' / 'best_arch.yaml') as f:
+        assert 'cpu: hand' in f.read()
+    # a resumed search with another table is refused
+    other = tmp_path / 'other.json'
+    hand_table(other, weights={'shuffle_3x3': 1.0, 'shuffle_5x5': 2.0,
+                               'shuffle_7x7': 4.0, 'shuffle_xception': 3.0})
+    with open(other) as f:
+        t2 = json.load(f)
+    t2['built_for']['device'] = 'cpu: another'
+    with open(other, 'w') as f:
+        json.dump(t2, f)
+    again, _ = make_loop(tmp_path / 'w', latency_table=str(other),
+                         latency=(None, bound), multi_objective=True,
+                         cost_key='latency_ms', max_generations=3,
+                         resume=True)
+    with pytest.raises(RuntimeError, match='latency_table'):
+        again.run()
+
+
+@pytest.mark.parametrize('spec,message', [
+    (dict(backend='openvino'), "backend: the table is for 'onnxruntime'"),
+    (dict(device='cpu: other'), "device: the table is for 'cpu: hand'"),
+    (dict(shape=(64, 64)), 'input shape'),
+])
+def test_latency_table_for_another_setting_is_refused(tmp_path, spec,
+                                                      message):
+    from mmdetnas.deploy import LatencyTableError
+    table = tmp_path / 'table.json'
+    hand_table(table, shape=spec.pop('shape', (800, 1333)))
+    with pytest.raises(LatencyTableError, match=message):
+        make_loop(tmp_path / 'w', latency_table=dict(file=str(table), **spec),
+                  latency=(None, 100.0))
+    assert not osp.exists(tmp_path / 'w' / 'candidates.jsonl')
