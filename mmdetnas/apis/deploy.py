@@ -163,7 +163,7 @@ def measure_arch(cfg, table: LatencyTable, arch) -> dict:
     backend = build_backend(
         b['backend'], device=b['device'].split(':')[0],
         threads=b.get('threads', 1), warmup=b.get('warmup', 5),
-        repeats=b.get('repeats', 20), rounds=b.get('rounds', 5))
+        repeats=b.get('repeats', 1), rounds=b.get('rounds', 100))
     warning = None
     if backend.device_name != b['device']:
         warning = (f"this machine is {backend.device_name!r}, the table was "

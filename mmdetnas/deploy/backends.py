@@ -2,8 +2,10 @@
 
 A backend turns a PyTorch module and its example inputs into something it
 can run (PyTorch eager as it is; ONNX Runtime and OpenVINO through an ONNX
-export), then times ``repeats`` runs after ``warmup`` untimed ones, with its
-thread count pinned. Every measurement is a :class:`Timing` that says what
+export), makes ``warmup`` untimed calls, then times ``rounds`` rounds of
+``repeats`` calls, with its thread count pinned. Several networks timed
+together take their rounds in turn (one call each per round by default),
+so the slow drift of a shared machine's speed touches all of them alike. Every measurement is a :class:`Timing` that says what
 it was measured with: device (CPU model or GPU name), backend and version,
 threads, batch, input shape, warm-up and repeats, and the median and spread
 in **ms**.
@@ -101,7 +103,7 @@ class Timing:
         threads (int): Threads the backend was pinned to.
         batch (int): Batch size of the input.
         input_shape (list[int]): Shape of the (first) input, NCHW.
-        warmup (int): Untimed calls at the start of every round.
+        warmup (int): Untimed calls before the first round.
         repeats (int): Timed calls over all rounds.
     """
     median_ms: float
@@ -137,21 +139,26 @@ def _as_tuple(inputs) -> tuple:
 class LatencyBackend:
     """Times networks on one inference backend.
 
-    A measurement runs in ``rounds``: each round makes ``warmup`` untimed
-    and ``repeats`` timed calls; the median is taken over every timed call
-    of every round. Several networks timed together
-    (:meth:`time_many`) take their rounds in turn, so a slow drift of the
+    A measurement makes ``warmup`` untimed calls, then ``rounds`` rounds of
+    ``repeats`` timed calls; the median is taken over every timed call of
+    every round. Several networks timed together (:meth:`time_many`) are
+    all warmed up first, then take their rounds in turn, so a drift of the
     machine's speed (a shared host) touches all of them alike instead of
-    reordering them.
+    reordering them. On this project's 2-core VM the speed drifts over
+    seconds: two timings of the same 20 exported 300M backbones (ONNX
+    Runtime, 224x224) agreed at Kendall tau 0.54 with 5 rounds of 20 calls
+    each, and at 0.90 with 100 rounds of one call (the same number of
+    calls), hence the defaults.
 
     Args:
         device (str): ``'auto'`` (CUDA where the backend can use it, else
             the CPU), ``'cpu'`` or ``'cuda'``.
         threads (int): Intra-op threads the backend is pinned to (>= 1;
             default 1: repeatable timings on a shared machine).
-        warmup (int): Untimed calls at the start of every round (>= 0).
+        warmup (int): Untimed calls before the first round (>= 0).
         repeats (int): Timed calls per round (>= 1).
-        rounds (int): Rounds (>= 1).
+        rounds (int): Rounds (>= 1); a network timed alone makes
+            ``warmup + rounds * repeats`` calls.
 
     Raises:
         ValueError: a bad ``device``, ``threads``, ``warmup``, ``repeats``
@@ -161,7 +168,7 @@ class LatencyBackend:
     name: str = ''
 
     def __init__(self, device: str = 'auto', threads: int = 1,
-                 warmup: int = 5, repeats: int = 20, rounds: int = 5):
+                 warmup: int = 5, repeats: int = 1, rounds: int = 100):
         if device not in ('auto', 'cpu', 'cuda'):
             raise ValueError(f"latency device must be 'auto', 'cpu' or "
                              f"'cuda', got {device!r}")
@@ -210,12 +217,16 @@ class LatencyBackend:
                     warmup=self.warmup, repeats=self.repeats,
                     rounds=self.rounds)
 
-    def sample(self, run: Callable[[], None]) -> List[float]:
-        """One round: ``warmup`` untimed calls, then the ms of ``repeats``
-        timed ones (``time.perf_counter``; a CUDA runner synchronises)."""
+    def warm(self, run: Callable[[], None]) -> None:
+        """The ``warmup`` untimed calls of a loaded network."""
         with self.pinned():
             for _ in range(self.warmup):
                 run()
+
+    def sample(self, run: Callable[[], None]) -> List[float]:
+        """One round: the ms of ``repeats`` timed calls
+        (``time.perf_counter``; a CUDA runner synchronises)."""
+        with self.pinned():
             times = []
             for _ in range(self.repeats):
                 t = time.perf_counter()
@@ -237,7 +248,8 @@ class LatencyBackend:
 
     def time_many(self, runs: Sequence[Callable[[], None]],
                   input_shapes: Sequence) -> List[Timing]:
-        """Time several loaded networks, their rounds in turn.
+        """Time several loaded networks: each warmed up, then their
+        rounds in turn.
 
         Args:
             runs: functions from :meth:`load` (or ``load_onnx``).
@@ -248,6 +260,8 @@ class LatencyBackend:
             timed calls over all rounds.
         """
         samples = [[] for _ in runs]
+        for run in runs:
+            self.warm(run)
         for _ in range(self.rounds):
             for i, run in enumerate(runs):
                 samples[i] += self.sample(run)

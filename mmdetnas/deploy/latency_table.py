@@ -499,10 +499,11 @@ def build_latency_table(model_cfg, backend, shape: Sequence[int], out: str,
 
     Every entry (one-element graph, stem, each distinct block, the fixed
     parts, then the calibration paths of :func:`calibration_paths`) is
-    loaded on the backend once (exported to ONNX for the ONNX backends);
-    then ``backend.rounds`` rounds time every entry in turn
-    (``backend.warmup`` untimed and ``backend.repeats`` timed calls each),
-    so a slow drift of the machine's speed touches every entry alike. An
+    loaded on the backend once (exported to ONNX for the ONNX backends)
+    and warmed up (``backend.warmup`` untimed calls); then
+    ``backend.rounds`` rounds time every entry in turn
+    (``backend.repeats`` timed calls each, one by default), so a drift of
+    the machine's speed touches every entry alike. An
     entry's latency is the median of its timed calls over all rounds. The
     file is rewritten atomically after every round with the calls timed so
     far; a killed build run again with the same settings keeps the
@@ -588,8 +589,9 @@ def build_latency_table(model_cfg, backend, shape: Sequence[int], out: str,
         if inputs is None:  # a calibration path, built when its turn comes
             module = DeployableModel(build_model(model_cfg, module))
             inputs = (deployable_input(shape, batch), )
-        runs.append((key, backend.load(module.eval(), inputs),
-                     inputs[0].shape))
+        run = backend.load(module.eval(), inputs)
+        backend.warm(run)
+        runs.append((key, run, inputs[0].shape))
         if bar is not None:
             bar.update()
     for r in range(rounds_done, backend.rounds):

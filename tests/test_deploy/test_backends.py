@@ -86,11 +86,12 @@ def test_a_timing_records_what_it_was_measured_with(name):
 
 
 def test_time_many_interleaves_rounds():
-    b = build_backend('torch', device='cpu', warmup=0, repeats=2, rounds=3)
+    b = build_backend('torch', device='cpu', warmup=1, repeats=2, rounds=3)
     order = []
     runs = [lambda: order.append('a'), lambda: order.append('b')]
     ts = b.time_many(runs, [(1, 3, 8, 8)] * 2)
-    assert order == ['a', 'a', 'b', 'b'] * 3
+    # warmed up once each, then 3 rounds of 2 calls, in turn
+    assert order == ['a', 'b'] + ['a', 'a', 'b', 'b'] * 3
     assert [t.repeats for t in ts] == [6, 6]
 
 

@@ -4,8 +4,8 @@ check an architecture's latency from it.
     # build (resumes after a kill; progress bar with ETA)
     python tools/analysis_tools/latency_table.py CONFIG \
         --backend {torch,onnxruntime,openvino} --shape H W --out TABLE.json \
-        [--device auto|cpu|cuda] [--threads 1] [--warmup 5] [--repeats 20] \
-        [--rounds 5] [--batch 1]
+        [--device auto|cpu|cuda] [--threads 1] [--warmup 5] [--repeats 1] \
+        [--rounds 100] [--batch 1]
     # predicted latency of an architecture (ms)
     python tools/analysis_tools/latency_table.py --table TABLE.json \
         --predict ARCH
@@ -43,10 +43,16 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='auto',
                         choices=['auto', 'cpu', 'cuda'])
     parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--repeats', type=int, default=20,
-                        help='timed calls per round')
-    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=5,
+                        help='untimed calls of every entry before its '
+                        'first round (default 5)')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='timed calls of every entry per round '
+                        '(default 1)')
+    parser.add_argument('--rounds', type=int, default=100,
+                        help='rounds, every entry timed in turn in each '
+                        '(default 100; at detection sizes, where one call '
+                        'takes seconds on a CPU, e.g. 6)')
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--table', help='a built table')
     parser.add_argument('--predict', type=arch_argument, metavar='ARCH')

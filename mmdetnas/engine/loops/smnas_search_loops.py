@@ -107,7 +107,7 @@ class StructuralSearchLoop(BaseSearchLoop):
             DeployableModel`) on an inference backend, at the candidate's
             input size, batch 1: ``'onnxruntime'``, ``'openvino'``,
             ``'torch'``, or ``dict(type='onnxruntime', threads=1,
-            warmup=5, repeats=20, rounds=5, device='auto')``. Recorded as
+            warmup=5, repeats=1, rounds=100, device='auto')``. Recorded as
             ``deployed_latency_ms`` with ``deployed_backend`` and
             ``deployed_device``, next to ``latency_ms`` (the whole
             detector, post-processing included, PyTorch eager).
