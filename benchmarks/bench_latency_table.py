@@ -159,14 +159,16 @@ def main(argv=None):
                     runs, [x.shape] * len(runs))]
                 del runs
                 pred = [table.predict(a) for a in paths]
-                tau = kendalltau(pred, measured)[0]
-                rho = spearmanr(pred, measured)[0]
-                err = mape(pred, measured)
-                ftau = kendalltau(flops, measured)[0]
-                frho = spearmanr(flops, measured)[0]
+                # plain floats: numpy scalars (and the numpy bools of the
+                # verdicts below) do not survive the JSON report
+                tau = float(kendalltau(pred, measured)[0])
+                rho = float(spearmanr(pred, measured)[0])
+                err = float(mape(pred, measured))
+                ftau = float(kendalltau(flops, measured)[0])
+                frho = float(spearmanr(flops, measured)[0])
                 a, b = np.polyfit(np.asarray(flops, float),
                                   np.asarray(measured), 1)
-                ferr = mape([a * f + b for f in flops], measured)
+                ferr = float(mape([a * f + b for f in flops], measured))
                 # what a search pays per candidate without the table: export,
                 # load and time it as the table times it; with it: predict
                 t = time.perf_counter()
