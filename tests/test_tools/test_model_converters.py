@@ -3,6 +3,7 @@ detnas_to_mmdetnas.py, through the library calls they make
 (:func:`mmdetnas.search.export_subnet`,
 :func:`mmdetnas.models.convert_reference_file`) and run as a user runs
 them."""
+import copy
 import json
 import os.path as osp
 import random
@@ -381,17 +382,28 @@ def test_convert_reference_faster_rcnn(tmp_path, reference_keys):
         conv = _sub(ref, f'module.backbone.fpn.{src_name}.0.')
         bn = _sub(ref, f'module.backbone.fpn.{src_name}.1.')
         x = torch.randn(2, conv['weight'].shape[1], 6, 6, generator=g)
+        # in float64, with float32's tolerances: what is compared is the
+        # converted (float32) weights, not the two float32 convolutions'
+        # summation orders (which differed by 5e-5 on one install)
         with torch.no_grad():
-            torch.testing.assert_close(module(x),
-                                       _conv_bn_reference(conv, bn, x))
+            torch.testing.assert_close(
+                copy.deepcopy(module).double()(x.double()),
+                _conv_bn_reference({k: v.double() for k, v in conv.items()},
+                                   {k: v.double() for k, v in bn.items()},
+                                   x.double()), rtol=1.3e-6, atol=1e-5)
     # box head conv 2 (xconvs.6/7, then ReLU)
     fe = 'module.roi_heads.box.feature_extractor'
-    x = torch.randn(2, HEAD, 7, 7, generator=g)
+    x = torch.randn(2, HEAD, 7, 7, generator=g).double()
     with torch.no_grad():
         torch.testing.assert_close(
-            model.roi_head.bbox_head.shared_convs[2](x),
-            _conv_bn_reference(_sub(ref, f'{fe}.xconvs.6.'),
-                               _sub(ref, f'{fe}.xconvs.7.'), x).relu())
+            copy.deepcopy(model.roi_head.bbox_head.shared_convs[2]).double()(
+                x),
+            _conv_bn_reference(
+                {k: v.double() for k, v in
+                 _sub(ref, f'{fe}.xconvs.6.').items()},
+                {k: v.double() for k, v in
+                 _sub(ref, f'{fe}.xconvs.7.').items()}, x).relu(),
+            rtol=1.3e-6, atol=1e-5)
     # RPN head and fc6: copied
     assert torch.equal(saved['rpn_head.rpn_cls.weight'],
                        r('rpn.head.cls_logits.weight'))
