@@ -10,7 +10,7 @@ import copy
 import os.path as osp
 from typing import Optional, Sequence
 
-from mmdetnas.deploy.backends import build_backend
+from mmdetnas.deploy.backends import DEFAULT_TIMING, build_backend
 from mmdetnas.deploy.latency_table import (LatencyTable, LatencyTableError,
                                            _detnas_backbone_cfg, build_model,
                                            parts_fingerprint)
@@ -162,8 +162,8 @@ def measure_arch(cfg, table: LatencyTable, arch) -> dict:
     arch = resolve_arch(arch, table.space)[1]
     backend = build_backend(
         b['backend'], device=b['device'].split(':')[0],
-        threads=b.get('threads', 1), warmup=b.get('warmup', 5),
-        repeats=b.get('repeats', 1), rounds=b.get('rounds', 100))
+        threads=b.get('threads', 1),
+        **{k: b.get(k, v) for k, v in DEFAULT_TIMING.items()})
     warning = None
     if backend.device_name != b['device']:
         warning = (f"this machine is {backend.device_name!r}, the table was "

@@ -5,10 +5,10 @@ can run (PyTorch eager as it is; ONNX Runtime and OpenVINO through an ONNX
 export), makes ``warmup`` untimed calls, then times ``rounds`` rounds of
 ``repeats`` calls, with its thread count pinned. Several networks timed
 together take their rounds in turn (one call each per round by default),
-so the slow drift of a shared machine's speed touches all of them alike. Every measurement is a :class:`Timing` that says what
-it was measured with: device (CPU model or GPU name), backend and version,
-threads, batch, input shape, warm-up and repeats, and the median and spread
-in **ms**.
+so the slow drift of a shared machine's speed touches all of them alike.
+Every measurement is a :class:`Timing` that says what it was measured
+with: device (CPU model or GPU name), backend and version, threads, batch,
+input shape, warm-up and repeats, and the median and spread in **ms**.
 
 SM-NAS (Yao et al., AAAI 2020, Sec. 3) optimises inference time on the
 target hardware rather than FLOPs; DetNAS constrains FLOPs. These backends
@@ -34,6 +34,10 @@ import torch.nn as nn
 
 #: Names accepted by :func:`build_backend`.
 BACKENDS: Tuple[str, ...] = ('torch', 'onnxruntime', 'openvino')
+
+#: Default timing settings of every backend (see :class:`LatencyBackend`),
+#: also the defaults of ``tools/analysis_tools/latency_table.py``.
+DEFAULT_TIMING = dict(warmup=5, repeats=1, rounds=100)
 
 #: pip package of each optional backend (named in the ImportError).
 _PACKAGES = {'onnxruntime': 'onnxruntime', 'openvino': 'openvino'}
@@ -168,7 +172,9 @@ class LatencyBackend:
     name: str = ''
 
     def __init__(self, device: str = 'auto', threads: int = 1,
-                 warmup: int = 5, repeats: int = 1, rounds: int = 100):
+                 warmup: int = DEFAULT_TIMING['warmup'],
+                 repeats: int = DEFAULT_TIMING['repeats'],
+                 rounds: int = DEFAULT_TIMING['rounds']):
         if device not in ('auto', 'cpu', 'cuda'):
             raise ValueError(f"latency device must be 'auto', 'cpu' or "
                              f"'cuda', got {device!r}")

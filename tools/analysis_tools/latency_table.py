@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from mmdetnas.deploy.backends import DEFAULT_TIMING  # noqa: E402
 from mmdetnas.spaces.arch import arch_argument  # noqa: E402
 from mmdetnas.utils.setup_env import register_all_modules  # noqa: E402
 
@@ -43,15 +44,18 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='auto',
                         choices=['auto', 'cpu', 'cuda'])
     parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--warmup', type=int, default=5,
+    parser.add_argument('--warmup', type=int,
+                        default=DEFAULT_TIMING['warmup'],
                         help='untimed calls of every entry before its '
-                        'first round (default 5)')
-    parser.add_argument('--repeats', type=int, default=1,
+                        'first round (default %(default)s)')
+    parser.add_argument('--repeats', type=int,
+                        default=DEFAULT_TIMING['repeats'],
                         help='timed calls of every entry per round '
-                        '(default 1)')
-    parser.add_argument('--rounds', type=int, default=100,
+                        '(default %(default)s)')
+    parser.add_argument('--rounds', type=int,
+                        default=DEFAULT_TIMING['rounds'],
                         help='rounds, every entry timed in turn in each '
-                        '(default 100; at detection sizes, where one call '
+                        '(default %(default)s; at detection sizes, where one call '
                         'takes seconds on a CPU, e.g. 6)')
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--table', help='a built table')
